@@ -1,0 +1,38 @@
+//! Configuration read from the environment once, at load time.
+//!
+//! Read in a load-time constructor because some servers (nginx workers)
+//! clear their environment after start-up. Nothing here prints or
+//! allocates unless asked to.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static DEBUG: AtomicBool = AtomicBool::new(false);
+
+/// `SSLSESS_LOG=debug` traces every call and its result to stderr.
+pub fn debug_enabled() -> bool {
+    DEBUG.load(Ordering::Relaxed)
+}
+
+fn read_environment() {
+    let debug = std::env::var_os("SSLSESS_LOG").is_some_and(|v| v == "debug");
+    DEBUG.store(debug, Ordering::Relaxed);
+}
+
+extern "C" fn on_load() {
+    read_environment();
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static ON_LOAD: extern "C" fn() = on_load;
+
+/// Writes one line to stderr, prefixed, when tracing is on. The arguments
+/// are not evaluated otherwise.
+macro_rules! trace {
+    ($($arg:tt)*) => {
+        if $crate::config::debug_enabled() {
+            eprintln!("libsslsess: {}", format_args!($($arg)*));
+        }
+    };
+}
+pub(crate) use trace;

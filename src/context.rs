@@ -1,0 +1,429 @@
+//! Per-`SSL_CTX` state and the session-cache operations on it, with
+//! libssl 3.0's semantics (see README, "Compatibility").
+//!
+//! A [`CtxCache`] lives in its context's ex_data: an ex_data "new" callback
+//! creates it in `SSL_CTX_new`, before the context is shared, and the "free"
+//! callback drops it (releasing any reference still held) when the context
+//! dies. The connection's *session context* (the `SSL_CTX` it was created
+//! from, which a servername callback's `SSL_set_SSL_CTX` does not change) is
+//! recorded the same way in each `SSL`'s ex_data.
+//!
+//! No lock of ours is held while libssl or an application callback runs:
+//! the cache core returns every session it lets go of, and the callers here
+//! report and release them afterwards.
+
+use std::cell::Cell;
+use std::ffi::{c_int, c_long, c_uchar, c_void};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use openssl_sys::{SSL, SSL_CTX, SSL_SESSION};
+
+use crate::cache::{Added, FlushScope, SessionCache, SessionKey};
+use crate::errors::Error;
+use crate::libssl::{self, GetSessionCb, real};
+use crate::session::{self, SessionRef};
+
+/// The state libsslsess keeps for one `SSL_CTX`.
+pub struct CtxCache {
+    sessions: SessionCache<SessionRef>,
+    /// The application's get-session callback (libssl's slot holds ours).
+    app_get_cb: AtomicUsize,
+    /// Sessions our lookup handed to libssl through the get-session
+    /// callback. libssl counted each as a miss and a callback hit; plain
+    /// libssl would have counted neither, so the statistics subtract them.
+    served: AtomicU64,
+}
+
+impl CtxCache {
+    fn new() -> Self {
+        CtxCache {
+            sessions: SessionCache::new(),
+            app_get_cb: AtomicUsize::new(0),
+            served: AtomicU64::new(0),
+        }
+    }
+
+    /// The state of `ctx`, created on first use for a context that was born
+    /// before libsslsess registered its ex_data index.
+    pub fn of<'a>(ctx: NonNull<SSL_CTX>) -> Result<&'a CtxCache, Error> {
+        let idx = indices()?.ctx;
+        // SAFETY: ctx is live for the duration of the call that asked; the
+        // state it points to is freed only with the context.
+        let found = unsafe { openssl_sys::SSL_CTX_get_ex_data(ctx.as_ptr(), idx) };
+        if let Some(state) = NonNull::new(found as *mut CtxCache) {
+            return Ok(unsafe { &*state.as_ptr() });
+        }
+        static CREATING: Mutex<()> = Mutex::new(());
+        let _serialised = CREATING.lock().unwrap_or_else(|p| p.into_inner());
+        let again = unsafe { openssl_sys::SSL_CTX_get_ex_data(ctx.as_ptr(), idx) };
+        if let Some(state) = NonNull::new(again as *mut CtxCache) {
+            return Ok(unsafe { &*state.as_ptr() });
+        }
+        let state = attach(ctx, idx)?;
+        Ok(unsafe { &*state })
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn cache_full(&self) -> u64 {
+        self.sessions.cache_full()
+    }
+
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+
+    pub fn app_get_cb(&self) -> Option<GetSessionCb> {
+        let f = self.app_get_cb.load(Ordering::Acquire);
+        // SAFETY: only ever stores a GetSessionCb or 0.
+        (f != 0).then(|| unsafe { std::mem::transmute::<usize, GetSessionCb>(f) })
+    }
+
+    pub fn set_app_get_cb(&self, cb: Option<GetSessionCb>) {
+        self.app_get_cb
+            .store(cb.map_or(0, |f| f as usize), Ordering::Release);
+    }
+}
+
+/// Creates, stores and registers the state of `ctx`.
+fn attach(ctx: NonNull<SSL_CTX>, idx: c_int) -> Result<*mut CtxCache, Error> {
+    let state = Box::into_raw(Box::new(CtxCache::new()));
+    // SAFETY: ctx is live; on failure we still own the box.
+    if unsafe { openssl_sys::SSL_CTX_set_ex_data(ctx.as_ptr(), idx, state.cast()) } != 1 {
+        drop(unsafe { Box::from_raw(state) });
+        return Err(Error::Internal(
+            "cannot store the session cache in the SSL_CTX's ex_data",
+        ));
+    }
+    registry()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(state as usize);
+    // Route the server's lookup through our cache (see `lookup`).
+    unsafe {
+        real::SSL_CTX_sess_set_get_cb()?(
+            ctx.as_ptr(),
+            Some(crate::boundary::sslsess_get_session_cb),
+        )
+    };
+    Ok(state)
+}
+
+/// Every live `CtxCache`, for the rare calls that must find a session in
+/// whichever cache holds it (a session's time changing).
+fn registry() -> &'static Mutex<Vec<usize>> {
+    static LIVE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+    &LIVE
+}
+
+struct Indices {
+    ctx: c_int,
+    ssl: c_int,
+}
+
+/// Registers our ex_data indices once. Called from `SSL_CTX_new`, so the
+/// "new" callbacks run for every context and connection created after.
+fn indices() -> Result<&'static Indices, Error> {
+    static INDICES: OnceLock<Option<Indices>> = OnceLock::new();
+    INDICES
+        .get_or_init(|| {
+            // SAFETY: registering callbacks with the prototypes OpenSSL wants.
+            let ctx = unsafe {
+                openssl_sys::CRYPTO_get_ex_new_index(
+                    openssl_sys::CRYPTO_EX_INDEX_SSL_CTX,
+                    0,
+                    std::ptr::null_mut(),
+                    Some(ctx_state_new),
+                    Some(ctx_state_dup),
+                    Some(ctx_state_free),
+                )
+            };
+            let ssl = unsafe {
+                openssl_sys::CRYPTO_get_ex_new_index(
+                    openssl_sys::CRYPTO_EX_INDEX_SSL,
+                    0,
+                    std::ptr::null_mut(),
+                    Some(ssl_record_session_ctx),
+                    Some(ssl_keep_own_session_ctx),
+                    None,
+                )
+            };
+            (ctx >= 0 && ssl >= 0).then_some(Indices { ctx, ssl })
+        })
+        .as_ref()
+        .ok_or(Error::Internal(
+            "cannot register libsslsess's ex_data indices",
+        ))
+}
+
+/// Makes sure our ex_data indices exist before a context is created.
+pub fn prepare_for_new_context() {
+    let _ = indices();
+}
+
+unsafe extern "C" fn ctx_state_new(
+    parent: *mut c_void,
+    _ptr: *mut c_void,
+    _ad: *mut openssl_sys::CRYPTO_EX_DATA,
+    idx: c_int,
+    _argl: c_long,
+    _argp: *mut c_void,
+) {
+    // A failure leaves the slot empty; `CtxCache::of` then creates it later.
+    let _ = std::panic::catch_unwind(|| {
+        if let Some(ctx) = NonNull::new(parent as *mut SSL_CTX) {
+            let _ = attach(ctx, idx);
+        }
+    });
+}
+
+unsafe extern "C" fn ctx_state_dup(
+    _to: *mut openssl_sys::CRYPTO_EX_DATA,
+    _from: *const openssl_sys::CRYPTO_EX_DATA,
+    from_d: *mut *mut c_void,
+    _idx: c_int,
+    _argl: c_long,
+    _argp: *mut c_void,
+) -> c_int {
+    // Never share a cache between two contexts: the copy starts empty.
+    unsafe { *from_d = std::ptr::null_mut() };
+    1
+}
+
+unsafe extern "C" fn ctx_state_free(
+    _parent: *mut c_void,
+    ptr: *mut c_void,
+    _ad: *mut openssl_sys::CRYPTO_EX_DATA,
+    _idx: c_int,
+    _argl: c_long,
+    _argp: *mut c_void,
+) {
+    if ptr.is_null() {
+        return;
+    }
+    let _ = std::panic::catch_unwind(|| {
+        registry()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|&p| p != ptr as usize);
+        // SSL_CTX_free flushed the cache (through our SSL_CTX_flush_sessions)
+        // before freeing ex_data; anything left is released here.
+        drop(unsafe { Box::from_raw(ptr as *mut CtxCache) });
+    });
+}
+
+unsafe extern "C" fn ssl_record_session_ctx(
+    parent: *mut c_void,
+    _ptr: *mut c_void,
+    _ad: *mut openssl_sys::CRYPTO_EX_DATA,
+    idx: c_int,
+    _argl: c_long,
+    _argp: *mut c_void,
+) {
+    // SSL_new has set the context by the time it creates ex_data.
+    let ssl = parent as *mut SSL;
+    if !ssl.is_null() {
+        unsafe {
+            let ctx = openssl_sys::SSL_get_SSL_CTX(ssl);
+            openssl_sys::SSL_set_ex_data(ssl, idx, ctx as *mut c_void);
+        }
+    }
+}
+
+unsafe extern "C" fn ssl_keep_own_session_ctx(
+    to: *mut openssl_sys::CRYPTO_EX_DATA,
+    _from: *const openssl_sys::CRYPTO_EX_DATA,
+    from_d: *mut *mut c_void,
+    idx: c_int,
+    _argl: c_long,
+    _argp: *mut c_void,
+) -> c_int {
+    // SSL_dup creates the copy with SSL_new, which recorded its own session
+    // context; keep that rather than the original's.
+    unsafe { *from_d = libssl::CRYPTO_get_ex_data(to, idx) };
+    1
+}
+
+/// The session context of `ssl`.
+pub fn session_ctx_of(ssl: NonNull<SSL>) -> Result<NonNull<SSL_CTX>, Error> {
+    let recorded = match indices() {
+        // SAFETY: ssl is live; the recorded context outlives it (the SSL
+        // holds a reference to its session context).
+        Ok(i) => unsafe { openssl_sys::SSL_get_ex_data(ssl.as_ptr(), i.ssl) as *mut SSL_CTX },
+        Err(_) => std::ptr::null_mut(),
+    };
+    NonNull::new(recorded)
+        .or_else(|| NonNull::new(unsafe { openssl_sys::SSL_get_SSL_CTX(ssl.as_ptr()) }))
+        .ok_or(Error::InvalidArgument("SSL has no SSL_CTX".into()))
+}
+
+thread_local! {
+    /// The (context, session) our lookup just handed to libssl. libssl then
+    /// "imports" it with `SSL_CTX_add_session`; plain libssl, having found
+    /// it in its own cache, would not, so that one add is a no-op.
+    static JUST_SERVED: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+}
+
+fn is_import_of_served(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> bool {
+    let this = (ctx.as_ptr() as usize, session.as_ptr() as usize);
+    JUST_SERVED
+        .try_with(|s| {
+            let hit = s.get() == this;
+            if hit {
+                s.set((0, 0));
+            }
+            hit
+        })
+        .unwrap_or(false)
+}
+
+/// Releases sessions that left `ctx`'s cache by eviction or flush: each is
+/// made non-resumable and reported to the remove callback, in order.
+fn retire(ctx: NonNull<SSL_CTX>, gone: Vec<SessionRef>) -> Result<(), Error> {
+    let mut result = Ok(());
+    for s in gone {
+        let ptr = NonNull::new(s.as_ptr()).expect("SessionRef is non-null");
+        if let Err(e) = session::mark_not_resumable(ptr) {
+            result = Err(e);
+        }
+        session::report_removed(ctx, ptr);
+        drop(s);
+    }
+    result
+}
+
+/// `SSL_CTX_add_session`: 1 for a new key (or a replaced object), 0 when
+/// this very object is already cached.
+pub fn add(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Result<c_int, Error> {
+    let state = CtxCache::of(ctx)?;
+    if is_import_of_served(ctx, session) {
+        return Ok(0);
+    }
+    let mode = libssl::cache_mode(ctx.as_ptr())?;
+    if mode & libssl::SSL_SESS_CACHE_UPDATE_TIME != 0 {
+        // SAFETY: live session.
+        unsafe { real::SSL_SESSION_set_time()?(session.as_ptr(), session::now() as c_long) };
+    }
+    let key = session::key_of(session)?;
+    let limit = libssl::cache_size_limit(ctx.as_ptr())?;
+    // SAFETY: the caller passed a live session.
+    let handle = unsafe { SessionRef::acquire(session) };
+    match state
+        .sessions
+        .add(key, session::expiry_of(session), handle, limit)
+    {
+        Added::New { evicted } => {
+            retire(ctx, evicted)?;
+            Ok(1)
+        }
+        Added::Duplicate(ours) => {
+            drop(ours);
+            Ok(0)
+        }
+        Added::Replaced(old) => {
+            drop(old);
+            Ok(1)
+        }
+    }
+}
+
+/// `SSL_CTX_remove_session`: 1 when a session with `session`'s key was
+/// cached (and is now released), 0 otherwise. As in libssl, `session` is
+/// made non-resumable and reported to the remove callback either way, unless
+/// its id is empty, in which case nothing happens.
+pub fn remove(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Result<c_int, Error> {
+    let state = CtxCache::of(ctx)?;
+    let key = session::key_of(session)?;
+    if key.is_empty_id() {
+        return Ok(0);
+    }
+    let removed = state.sessions.remove(&key);
+    session::mark_not_resumable(session)?;
+    session::report_removed(ctx, session);
+    let found = removed.is_some();
+    drop(removed);
+    Ok(found as c_int)
+}
+
+/// `SSL_CTX_flush_sessions`: removes every session expired at `t` (all of
+/// them when `t` is 0), earliest expiry first.
+pub fn flush(ctx: NonNull<SSL_CTX>, t: c_long) -> Result<(), Error> {
+    let state = CtxCache::of(ctx)?;
+    let scope = if t == 0 {
+        FlushScope::All
+    } else {
+        FlushScope::ExpiredAt(t as i64)
+    };
+    retire(ctx, state.sessions.flush(scope))
+}
+
+/// `SSL_has_matching_session_id`: is (ssl's version, id) cached in ssl's
+/// session context?
+pub fn has_matching_id(ssl: NonNull<SSL>, id: &[u8]) -> Result<c_int, Error> {
+    // SAFETY: live ssl.
+    let version = unsafe { openssl_sys::SSL_version(ssl.as_ptr()) };
+    let Some(key) = SessionKey::new(version, id) else {
+        return Ok(0);
+    };
+    let state = CtxCache::of(session_ctx_of(ssl)?)?;
+    Ok(state.sessions.contains(&key) as c_int)
+}
+
+/// The server's session lookup, installed as every context's get-session
+/// callback: our cache first (unless `SSL_SESS_CACHE_NO_INTERNAL_LOOKUP`),
+/// then the application's callback, as libssl does with its own cache.
+pub fn lookup(
+    ssl: NonNull<SSL>,
+    id: *const c_uchar,
+    len: c_int,
+    copy: *mut c_int,
+) -> Result<*mut SSL_SESSION, Error> {
+    let _ = JUST_SERVED.try_with(|s| s.set((0, 0)));
+    let ctx = session_ctx_of(ssl)?;
+    let state = CtxCache::of(ctx)?;
+    let mode = libssl::cache_mode(ctx.as_ptr())?;
+    if mode & libssl::SSL_SESS_CACHE_NO_INTERNAL_LOOKUP == 0 && !id.is_null() && len >= 0 {
+        // SAFETY: libssl passes the client's id and its length.
+        let id = unsafe { std::slice::from_raw_parts(id, len as usize) };
+        let version = unsafe { openssl_sys::SSL_version(ssl.as_ptr()) };
+        if let Some(found) = SessionKey::new(version, id).and_then(|k| state.sessions.get(&k)) {
+            // SAFETY: found holds a reference.
+            if unsafe { libssl::SSL_SESSION_is_resumable(found.as_ptr()) } == 1 {
+                state.served.fetch_add(1, Ordering::Relaxed);
+                if mode & libssl::SSL_SESS_CACHE_NO_INTERNAL_STORE == 0 {
+                    let served = (ctx.as_ptr() as usize, found.as_ptr() as usize);
+                    let _ = JUST_SERVED.try_with(|s| s.set(served));
+                }
+                // libssl takes over our reference.
+                if !copy.is_null() {
+                    unsafe { *copy = 0 };
+                }
+                return Ok(found.into_raw());
+            }
+        }
+    }
+    match state.app_get_cb() {
+        // SAFETY: the application's callback, called as libssl would.
+        Some(cb) => Ok(unsafe { cb(ssl.as_ptr(), id, len, copy) }),
+        None => Ok(std::ptr::null_mut()),
+    }
+}
+
+/// After a session's time or timeout changed: re-sort it in every cache
+/// that holds it, as libssl 3.0 re-sorts its own list.
+pub fn session_time_changed(session: NonNull<SSL_SESSION>) {
+    let Ok(key) = session::key_of(session) else {
+        return;
+    };
+    let expiry = session::expiry_of(session);
+    let live = registry().lock().unwrap_or_else(|p| p.into_inner());
+    for &state in live.iter() {
+        // SAFETY: registered states are live until removed under this lock.
+        let state = unsafe { &*(state as *const CtxCache) };
+        state.sessions.reexpire_one(&key, |s| s.is(session), expiry);
+    }
+}

@@ -1,0 +1,148 @@
+//! `SSL_SESSION` handles: the owning reference the cache stores, and what
+//! the cache needs to know of a session (its key and its expiry).
+
+use std::ptr::NonNull;
+use std::sync::OnceLock;
+
+use openssl_sys::{SSL_CTX, SSL_SESSION};
+
+use crate::cache::{Expiry, SessionKey};
+use crate::errors::Error;
+use crate::libssl::{self, real};
+
+/// One counted reference to an `SSL_SESSION`.
+///
+/// Acquiring calls `SSL_SESSION_up_ref`, dropping calls `SSL_SESSION_free`:
+/// every reference the library takes or releases is one of these.
+/// Equality is object identity.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SessionRef(NonNull<SSL_SESSION>);
+
+// SAFETY: SSL_SESSION reference counting is atomic in OpenSSL 3.0 and the
+// fields the cache reads (id, version, time) are read under the same rules
+// as libssl's own cache.
+unsafe impl Send for SessionRef {}
+unsafe impl Sync for SessionRef {}
+
+impl SessionRef {
+    /// Takes a new reference to `session`.
+    ///
+    /// # Safety
+    /// `session` must be a live `SSL_SESSION`.
+    pub unsafe fn acquire(session: NonNull<SSL_SESSION>) -> Self {
+        // SAFETY: live per the contract.
+        unsafe { openssl_sys::SSL_SESSION_up_ref(session.as_ptr()) };
+        SessionRef(session)
+    }
+
+    pub fn as_ptr(&self) -> *mut SSL_SESSION {
+        self.0.as_ptr()
+    }
+
+    /// Hands this reference over to C (e.g. a get-session callback's result
+    /// with `*copy = 0`): it will be released by whoever receives it.
+    pub fn into_raw(self) -> *mut SSL_SESSION {
+        let ptr = self.0.as_ptr();
+        std::mem::forget(self);
+        ptr
+    }
+
+    pub fn is(&self, session: NonNull<SSL_SESSION>) -> bool {
+        self.0 == session
+    }
+}
+
+impl Clone for SessionRef {
+    fn clone(&self) -> Self {
+        // SAFETY: self holds a reference, so the session is live.
+        unsafe { SessionRef::acquire(self.0) }
+    }
+}
+
+impl Drop for SessionRef {
+    fn drop(&mut self) {
+        // SAFETY: releases the reference this value owns.
+        unsafe { openssl_sys::SSL_SESSION_free(self.0.as_ptr()) }
+    }
+}
+
+/// The cache key of `session`: its protocol version and session id.
+pub fn key_of(session: NonNull<SSL_SESSION>) -> Result<SessionKey, Error> {
+    let mut len: std::ffi::c_uint = 0;
+    // SAFETY: live session; the id pointer stays valid while we copy it.
+    let (version, id) = unsafe {
+        let ptr = openssl_sys::SSL_SESSION_get_id(session.as_ptr(), &mut len);
+        let version = openssl_sys::SSL_SESSION_get_protocol_version(session.as_ptr());
+        let id: &[u8] = if ptr.is_null() || len == 0 {
+            &[]
+        } else {
+            std::slice::from_raw_parts(ptr, len as usize)
+        };
+        (version, id)
+    };
+    SessionKey::new(version, id)
+        .ok_or_else(|| Error::InvalidArgument(format!("session id of {len} bytes")))
+}
+
+/// When `session` expires, by its current time and timeout.
+pub fn expiry_of(session: NonNull<SSL_SESSION>) -> Expiry {
+    // SAFETY: live session; plain getters.
+    let (time, timeout) = unsafe {
+        (
+            openssl_sys::SSL_SESSION_get_time(session.as_ptr()),
+            openssl_sys::SSL_SESSION_get_timeout(session.as_ptr()),
+        )
+    };
+    Expiry::from_time_and_timeout(time as i64, timeout as i64)
+}
+
+pub fn now() -> i64 {
+    // SAFETY: time(NULL) has no preconditions.
+    unsafe { libc::time(std::ptr::null_mut()) as i64 }
+}
+
+/// Makes `session` non-resumable, as libssl does to every session that
+/// leaves a cache by removal, eviction or flush.
+///
+/// libssl offers no setter for this; its `SSL_CTX_remove_session` sets the
+/// flag on the session it is given. It is called on a private "marker"
+/// context whose own (libssl) cache is empty and which has no callbacks, so
+/// the only effect is the flag. A few markers spread threads over a few
+/// locks. A session with an empty id is already non-resumable unless it
+/// carries a ticket, and libssl's remove ignores it.
+pub fn mark_not_resumable(session: NonNull<SSL_SESSION>) -> Result<(), Error> {
+    const MARKERS: usize = 4;
+    static POOL: [OnceLock<usize>; MARKERS] = [const { OnceLock::new() }; MARKERS];
+    thread_local! {
+        static PICK: usize = {
+            static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % MARKERS
+        };
+    }
+    let pick = PICK.try_with(|p| *p).unwrap_or(0);
+    let marker = *POOL[pick].get_or_init(|| {
+        // SAFETY: TLS_method() is a static method table; the context lives
+        // for the rest of the process.
+        real::SSL_CTX_new()
+            .map(|new| unsafe { new(openssl_sys::TLS_method()) } as usize)
+            .unwrap_or(0)
+    });
+    if marker == 0 {
+        return Err(Error::Internal(
+            "cannot create the context that marks sessions non-resumable",
+        ));
+    }
+    // SAFETY: marker is a live context; session is live.
+    unsafe { real::SSL_CTX_remove_session()?(marker as *mut SSL_CTX, session.as_ptr()) };
+    Ok(())
+}
+
+/// Calls `ctx`'s remove-session callback, if it has one, with `session`.
+pub fn report_removed(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) {
+    // SAFETY: ctx is live; the callback receives what libssl would give it.
+    unsafe {
+        if let Some(cb) = libssl::SSL_CTX_sess_get_remove_cb(ctx.as_ptr()) {
+            cb(ctx.as_ptr(), session.as_ptr());
+        }
+    }
+}
