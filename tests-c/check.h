@@ -1,0 +1,80 @@
+/*
+ * tests-c/check.h: the small harness every C suite uses.
+ *
+ * The same program runs three ways: linked ahead of libssl, with libsslsess
+ * LD_PRELOADed, and against plain libssl (the reference). under_sslsess()
+ * tells which.
+ *
+ *   CHECK(cond, fmt, ...)        must hold with libsslsess AND plain libssl.
+ *   CHECK_PAGES(cond, fmt, ...)  what the man pages / issues promise, where
+ *                                libssl 3.0 is known to differ (README,
+ *                                "Compatibility"): must hold with libsslsess;
+ *                                against plain libssl a failure is reported as
+ *                                a difference and does not fail the run.
+ *   check_summary("suite")       prints "suite: N passed, N failed" and
+ *                                returns the exit status.
+ */
+#ifndef SSLSESS_TESTS_CHECK_H
+#define SSLSESS_TESTS_CHECK_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define CHECK_UNUSED __attribute__((unused))
+
+/* 1 when libsslsess serves the session calls in this process. */
+static CHECK_UNUSED int under_sslsess(void)
+{
+    static int known = -1;
+    if (known < 0) {
+        int (*active)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "sslsess_is_active");
+        known = active != NULL && active() == 1;
+    }
+    return known;
+}
+
+static int check_passed, check_failed, check_differs;
+
+static CHECK_UNUSED void check_at(int ok, int pages_only, const char *file, int line,
+                                  const char *fmt, ...)
+{
+    va_list ap;
+    if (ok) {
+        check_passed++;
+        printf("ok      ");
+    } else if (pages_only && !under_sslsess()) {
+        check_differs++;
+        printf("DIFFERS (libssl 3.0) ");
+    } else {
+        check_failed++;
+        printf("FAILED  %s:%d: ", file, line);
+    }
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    fflush(stdout);
+}
+
+#define CHECK(cond, ...) check_at(!!(cond), 0, __FILE__, __LINE__, __VA_ARGS__)
+#define CHECK_PAGES(cond, ...) check_at(!!(cond), 1, __FILE__, __LINE__, __VA_ARGS__)
+
+/* A section header, to keep the output readable. */
+#define SECTION(name) printf("# %s\n", (name))
+
+static CHECK_UNUSED int check_summary(const char *suite)
+{
+    const char *who = under_sslsess() ? "libsslsess" : "plain libssl (reference)";
+    printf("# %s against %s", suite, who);
+    if (check_differs)
+        printf(": %d place(s) where libssl 3.0 differs from the pages", check_differs);
+    printf("\n%s: %d passed, %d failed\n", suite, check_passed, check_failed);
+    return check_failed ? 1 : 0;
+}
+
+#endif

@@ -1,0 +1,62 @@
+# tests-c/lib.sh: shared by the test scripts (sourced, not run).
+# The Makefile exports SSLSESS_ROOT, SSLSESS_LIBDIR, SSLSESS_LIB, SSLSESS_BUILD.
+
+set -euo pipefail
+: "${SSLSESS_ROOT:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+: "${SSLSESS_LIBDIR:=$SSLSESS_ROOT/target/release}"
+: "${SSLSESS_LIB:=$SSLSESS_LIBDIR/libsslsess.so}"
+: "${SSLSESS_BUILD:=$SSLSESS_ROOT/build}"
+: "${CC:=cc}"
+mkdir -p "$SSLSESS_BUILD"
+
+TEST_CFLAGS=(-O1 -g -std=gnu11 -Wall -Wextra -Werror -I"$SSLSESS_ROOT/include" -I"$SSLSESS_ROOT/tests-c")
+
+# build_linked OUT SRC...: linked ahead of libssl, as a user would.
+build_linked() {
+    local out=$1; shift
+    "$CC" "${TEST_CFLAGS[@]}" -DTEST_LINKED -o "$out" "$@" \
+        -L"$SSLSESS_LIBDIR" -lsslsess -lssl -lcrypto -lpthread -ldl -Wl,-rpath,"$SSLSESS_LIBDIR"
+}
+
+# build_plain OUT SRC...: linked to libssl only (preload and reference runs).
+build_plain() {
+    local out=$1; shift
+    "$CC" "${TEST_CFLAGS[@]}" -o "$out" "$@" -lssl -lcrypto -lpthread -ldl
+}
+
+VALGRIND=(valgrind --quiet --error-exitcode=99 --leak-check=full
+          --errors-for-leak-kinds=definite --show-leak-kinds=definite
+          --track-origins=no)
+
+# run_bounded SECONDS CMD...: runs CMD, killed after SECONDS.
+run_bounded() {
+    local secs=$1; shift
+    timeout --kill-after=5 "$secs" "$@"
+}
+
+# Prints a banner for one run.
+banner() { printf '\n=== %s\n' "$*"; }
+
+# wait_port PORT [TRIES]: waits until something listens on 127.0.0.1:PORT.
+wait_port() {
+    local port=$1 tries=${2:-100}
+    while ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+        tries=$((tries - 1))
+        [ "$tries" -gt 0 ] || return 1
+        sleep 0.1
+    done
+}
+
+# free_port: a TCP port on loopback that nothing listens on now.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# stop_pid PID: stops a process this script started, by PID.
+stop_pid() {
+    local pid=$1
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
