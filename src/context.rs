@@ -160,9 +160,11 @@ fn indices() -> Result<&'static Indices, Error> {
         ))
 }
 
-/// Makes sure our ex_data indices exist before a context is created.
+/// Makes sure our ex_data indices exist before a context is created, and
+/// learns how libssl binds its own calls.
 pub fn prepare_for_new_context() {
     let _ = indices();
+    libssl::binds_internally();
 }
 
 unsafe extern "C" fn ctx_state_new(
@@ -195,7 +197,7 @@ unsafe extern "C" fn ctx_state_dup(
 }
 
 unsafe extern "C" fn ctx_state_free(
-    _parent: *mut c_void,
+    parent: *mut c_void,
     ptr: *mut c_void,
     _ad: *mut openssl_sys::CRYPTO_EX_DATA,
     _idx: c_int,
@@ -210,9 +212,16 @@ unsafe extern "C" fn ctx_state_free(
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|&p| p != ptr as usize);
+        let state = unsafe { Box::from_raw(ptr as *mut CtxCache) };
         // SSL_CTX_free flushed the cache (through our SSL_CTX_flush_sessions)
-        // before freeing ex_data; anything left is released here.
-        drop(unsafe { Box::from_raw(ptr as *mut CtxCache) });
+        // before freeing ex_data, unless libssl binds that call internally:
+        // then the sessions are reported here, as SSL_CTX_free would have.
+        if let Some(ctx) = NonNull::new(parent as *mut SSL_CTX) {
+            if libssl::binds_internally() {
+                let _ = retire(ctx, state.sessions.flush(FlushScope::All));
+            }
+        }
+        drop(state);
     });
 }
 
@@ -342,9 +351,16 @@ pub fn remove(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Result<c_
         return Ok(0);
     }
     let removed = state.sessions.remove(&key);
-    session::mark_not_resumable(session)?;
-    session::report_removed(ctx, session);
-    let found = removed.is_some();
+    let mut found = removed.is_some();
+    if libssl::binds_internally() {
+        // libssl's own cache may hold it; its remove also marks the session
+        // and calls the remove callback, once.
+        // SAFETY: live ctx and session.
+        found |= unsafe { real::SSL_CTX_remove_session()?(ctx.as_ptr(), session.as_ptr()) } == 1;
+    } else {
+        session::mark_not_resumable(session)?;
+        session::report_removed(ctx, session);
+    }
     drop(removed);
     Ok(found as c_int)
 }
@@ -370,7 +386,20 @@ pub fn has_matching_id(ssl: NonNull<SSL>, id: &[u8]) -> Result<c_int, Error> {
         return Ok(0);
     };
     let state = CtxCache::of(session_ctx_of(ssl)?)?;
-    Ok(state.sessions.contains(&key) as c_int)
+    if state.sessions.contains(&key) {
+        return Ok(1);
+    }
+    if libssl::binds_internally() {
+        // SAFETY: live ssl; id has id.len() bytes (at most 32 here).
+        return Ok(unsafe {
+            real::SSL_has_matching_session_id()?(
+                ssl.as_ptr(),
+                id.as_ptr(),
+                id.len() as std::ffi::c_uint,
+            )
+        });
+    }
+    Ok(0)
 }
 
 /// The server's session lookup, installed as every context's get-session

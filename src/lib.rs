@@ -9,6 +9,7 @@
 
 pub mod cache;
 
+mod binding;
 mod boundary;
 mod config;
 mod context;

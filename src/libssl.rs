@@ -131,6 +131,8 @@ pub mod real {
         SSL_CTX_sess_set_get_cb: fn(*mut SSL_CTX, Option<GetSessionCb>);
         SSL_SESSION_set_time: fn(*mut SSL_SESSION, c_long) -> c_long;
         SSL_SESSION_set_timeout: fn(*mut SSL_SESSION, c_long) -> c_long;
+        SSL_CTX_flush_sessions: fn(*mut SSL_CTX, c_long);
+        SSL_has_matching_session_id: fn(*const SSL, *const c_uchar, std::ffi::c_uint) -> c_int;
     }
 }
 
@@ -151,6 +153,28 @@ pub fn cache_size_limit(ctx: *mut SSL_CTX) -> Result<usize, Error> {
     Ok(ctx_ctrl(ctx, SSL_CTRL_GET_SESS_CACHE_SIZE, 0)?.max(0) as usize)
 }
 
+/// True when this libssl binds its own session-cache calls at link time
+/// (`-Bsymbolic`), so the handshake's adds and removes never reach us.
+/// Decided once, at the first context, and announced on stderr: such a
+/// libssl keeps the sessions it stores itself in its own cache, and
+/// libsslsess then forwards removes, flushes and id checks to libssl too so
+/// that both caches stay consistent and resumption keeps working.
+pub fn binds_internally() -> bool {
+    static SYMBOLIC: OnceLock<bool> = OnceLock::new();
+    *SYMBOLIC.get_or_init(|| {
+        let symbolic = crate::binding::has_relocation_against("libssl.so", "SSL_CTX_add_session")
+            == Some(false);
+        if symbolic {
+            eprintln!(
+                "libsslsess: warning: this libssl binds SSL_CTX_add_session and friends \
+                 internally (-Bsymbolic); sessions stored by handshakes stay in libssl's own \
+                 cache, and libsslsess keeps the two caches consistent"
+            );
+        }
+        symbolic
+    })
+}
+
 /// True when every real function libsslsess needs is present.
 pub fn all_resolved() -> bool {
     real::SSL_CTX_ctrl().is_ok()
@@ -161,4 +185,6 @@ pub fn all_resolved() -> bool {
         && real::SSL_CTX_sess_set_get_cb().is_ok()
         && real::SSL_SESSION_set_time().is_ok()
         && real::SSL_SESSION_set_timeout().is_ok()
+        && real::SSL_CTX_flush_sessions().is_ok()
+        && real::SSL_has_matching_session_id().is_ok()
 }
