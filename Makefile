@@ -24,7 +24,7 @@ export SSLSESS_LIB    := $(CURDIR)/$(LIB)
 export SSLSESS_BUILD  := $(CURDIR)/build
 export CC
 
-.PHONY: all lib check unit conformance handshake programs stress demo bench install clean
+.PHONY: all lib check unit conformance handshake programs symbolic stress demo bench install clean
 
 all: lib
 
@@ -32,7 +32,7 @@ lib:
 	$(CARGO) build --release --quiet
 	ln -sf libsslsess.so $(OUT)/$(SONAME)
 
-check: unit conformance handshake programs stress
+check: unit conformance handshake programs symbolic stress
 	@echo "make check: all suites passed"
 
 unit:
@@ -46,6 +46,9 @@ handshake: lib
 
 programs: lib
 	bash tests-c/programs.sh
+
+symbolic: lib
+	bash tests-c/symbolic.sh
 
 stress: lib
 	bash tests-c/stress.sh

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# libssl built with -Bsymbolic binds its own SSL_CTX_add_session & co.
+# internally, so they never reach a preloaded library (issue 3, item 6).
+# This relinks the system's libssl.a (libssl-dev ships it) into such a
+# libssl.so.3, with the same OPENSSL_3.0.0 symbol versions, and checks that
+# libsslsess detects it, says so, and that unmodified programs still resume.
+source "$(dirname "$0")/lib.sh"
+
+passed=0 failed=0
+pass() { passed=$((passed + 1)); echo "ok      $*"; }
+fail() { failed=$((failed + 1)); echo "FAILED  $*"; }
+
+dir=$SSLSESS_BUILD/symbolic
+mkdir -p "$dir"
+multiarch=$("$CC" -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+archive=/usr/lib/$multiarch/libssl.a
+system_so=$(ldconfig -p | awk '/libssl\.so\.3 / {print $NF; exit}')
+if [ ! -f "$archive" ] || [ -z "$system_so" ]; then
+    echo "symbolic: cannot build a -Bsymbolic libssl here (no $archive or libssl.so.3)"
+    echo "symbolic-suite: 0 passed, 1 failed"
+    exit 1
+fi
+
+# The exported names of the system libssl, as one OPENSSL_3.0.0 version node.
+{
+    echo "OPENSSL_3.0.0 { global:"
+    nm -D --defined-only "$system_so" | awk '$3 ~ /@@OPENSSL_3\.0\.0$/ {sub(/@@.*/, "", $3); print "  " $3 ";"}' | sort -u
+    echo "local: *; };"
+} > "$dir/libssl.map"
+"$CC" -shared -o "$dir/libssl.so.3" -Wl,-soname,libssl.so.3 -Wl,-Bsymbolic \
+    -Wl,--version-script="$dir/libssl.map" \
+    -Wl,--whole-archive "$archive" -Wl,--no-whole-archive \
+    -lcrypto "/usr/lib/$multiarch/libcrypto.a"  # libcrypto.so first; the archive only
+    # supplies the internal helpers (WPACKET_*) that a shared libssl bundles.
+
+if readelf -rW "$dir/libssl.so.3" | grep -q 'SSL_CTX_add_session'; then
+    fail "the relinked libssl still calls SSL_CTX_add_session through a relocation"
+else
+    pass "relinked libssl binds SSL_CTX_add_session internally (-Bsymbolic)"
+fi
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=localhost -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
+
+# reconnects LIBPATH "SERVER-FLAGS" "CLIENT-FLAGS": number of "Reused"
+# reconnections of s_client -reconnect against s_server, both preloaded, with
+# libssl from LIBPATH.
+reconnects() {
+    local libpath=$1 server_flags=$2 client_flags=$3
+    local port; port=$(free_port)
+    LD_LIBRARY_PATH=$libpath LD_PRELOAD=${PRELOAD-$SSLSESS_LIB} \
+        run_bounded 60 openssl s_server -accept "127.0.0.1:$port" -cert "$dir/cert.pem" \
+        -key "$dir/key.pem" $server_flags -quiet </dev/null >"$dir/server.out" 2>"$dir/server.err" &
+    local server=$!
+    if ! wait_port "$port"; then stop_pid "$server"; echo 0; return; fi
+    LD_LIBRARY_PATH=$libpath LD_PRELOAD=${PRELOAD-$SSLSESS_LIB} \
+        run_bounded 30 openssl s_client -connect "127.0.0.1:$port" -reconnect $client_flags \
+        </dev/null >"$dir/client.out" 2>"$dir/client.err" || true
+    stop_pid "$server"
+    grep -c '^Reused,' "$dir/client.out" || true
+}
+
+n=$(reconnects "$dir" -tls1_2 -tls1_2)
+[ "$n" = 5 ] && pass "TLS 1.2 -Bsymbolic libssl, preloaded: $n of 5 reconnections resumed" \
+             || fail "TLS 1.2 -Bsymbolic libssl, preloaded: $n of 5 reconnections resumed"
+grep -q 'binds SSL_CTX_add_session and friends internally' "$dir/server.err" \
+    && pass "libsslsess announces the -Bsymbolic libssl on stderr" \
+    || fail "no -Bsymbolic warning on the server's stderr"
+
+# TLS 1.3 stateful tickets: whatever this libssl achieves on its own, it
+# must still achieve with libsslsess preloaded.
+alone=$(PRELOAD= reconnects "$dir" "-tls1_3 -no_ticket" -tls1_3)
+n=$(reconnects "$dir" "-tls1_3 -no_ticket" -tls1_3)
+[ "$n" = "$alone" ] && pass "TLS 1.3 stateful tickets, -Bsymbolic libssl: $n resumed preloaded, $alone without" \
+                    || fail "TLS 1.3 stateful tickets, -Bsymbolic libssl: $n resumed preloaded, $alone without"
+
+# The regular libssl is not mistaken for a -Bsymbolic one.
+n=$(reconnects "" -tls1_2 -tls1_2)
+if grep -q 'internally' "$dir/server.err"; then
+    fail "the system libssl was reported as -Bsymbolic"
+else
+    pass "the system libssl is not reported as -Bsymbolic ($n of 5 resumed)"
+fi
+
+echo "symbolic-suite: $passed passed, $failed failed"
+[ "$failed" = 0 ]
