@@ -22,11 +22,15 @@
 //! (callers get every removed handle back and drop it after the lock is
 //! released).
 
-use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use hashbrown::HashTable;
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+/// Per-cache randomly seeded hasher (foldhash): fast on 40-byte keys, and
+/// the seed keeps chosen session ids from colliding on purpose.
+type KeyHasher = DefaultHashBuilder;
 
 /// Number of shards per cache. A power of two; 16 keeps two to eight busy
 /// threads apart while an idle context costs only a few kilobytes.
@@ -37,11 +41,21 @@ pub const MAX_ID_LEN: usize = 32;
 
 /// What a session is cached under: protocol version and session id, as in
 /// libssl (the same id under another version is another session).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct SessionKey {
     version: u32,
     len: u8,
     id: [u8; MAX_ID_LEN],
+}
+
+impl Hash for SessionKey {
+    /// Five word writes instead of 34 byte writes.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(((self.version as u64) << 8) | self.len as u64);
+        for word in self.id.chunks_exact(8) {
+            state.write_u64(u64::from_ne_bytes(word.try_into().expect("8 bytes")));
+        }
+    }
 }
 
 impl SessionKey {
@@ -111,11 +125,32 @@ pub enum Added<S> {
 /// Order of a cached entry: earliest expiry first, then first inserted.
 type Rank = (Expiry, u32);
 
-struct Slot<S> {
-    session: Option<S>,
+/// A heap element: the rank and the slot it was pushed for. Removing or
+/// re-sorting an entry does not touch the heap: the element just goes stale
+/// (its slot is free, or holds another `seq`) and is dropped when it reaches
+/// the top or when the heap is compacted. So remove is O(1), a re-sort is a
+/// push (O(1) for the usual newest-expiry case), and eviction and flush pop
+/// in O(log n) amortised.
+#[derive(Clone, Copy)]
+struct HeapEntry {
     expiry: Expiry,
     seq: u32,
-    heap_pos: u32,
+    slot: u32,
+}
+
+impl HeapEntry {
+    fn rank(&self) -> Rank {
+        (self.expiry, self.seq)
+    }
+}
+
+struct Slot<S> {
+    session: Option<S>,
+    /// The rank's seq of this entry's one live heap element. (A u32: a stale
+    /// element could only be mistaken for live if it survived 2^32 inserts
+    /// while sitting below every flush and eviction, which pop stale
+    /// elements as they reach the top.)
+    seq: u32,
     key: SessionKey,
 }
 
@@ -127,7 +162,12 @@ struct Shard<S> {
     chunks: Vec<Vec<Slot<S>>>,
     free: Vec<u32>,
     index: HashTable<u32>,
-    heap: Vec<u32>,
+    heap: Vec<HeapEntry>,
+    live: usize,
+}
+
+fn slot_in<S>(chunks: &[Vec<Slot<S>>], i: u32) -> &Slot<S> {
+    &chunks[(i >> CHUNK_BITS) as usize][i as usize & (CHUNK - 1)]
 }
 
 impl<S> Shard<S> {
@@ -137,43 +177,40 @@ impl<S> Shard<S> {
             free: Vec::new(),
             index: HashTable::new(),
             heap: Vec::new(),
+            live: 0,
         }
     }
 
     fn slot(&self, i: u32) -> &Slot<S> {
-        &self.chunks[(i >> CHUNK_BITS) as usize][i as usize & (CHUNK - 1)]
+        slot_in(&self.chunks, i)
     }
 
     fn slot_mut(&mut self, i: u32) -> &mut Slot<S> {
         &mut self.chunks[(i >> CHUNK_BITS) as usize][i as usize & (CHUNK - 1)]
     }
 
-    fn rank(&self, i: u32) -> Rank {
-        let s = self.slot(i);
-        (s.expiry, s.seq)
-    }
-
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.heap.len()
+        self.live
     }
 
     fn find(&self, hash: u64, key: &SessionKey) -> Option<u32> {
         let chunks = &self.chunks;
         self.index
-            .find(hash, |&i| {
-                chunks[(i >> CHUNK_BITS) as usize][i as usize & (CHUNK - 1)].key == *key
-            })
+            .find(hash, |&i| slot_in(chunks, i).key == *key)
             .copied()
     }
 
+    fn is_live(&self, e: &HeapEntry) -> bool {
+        let slot = self.slot(e.slot);
+        slot.session.is_some() && slot.seq == e.seq
+    }
+
     /// Stores a new entry; the key must not be present.
-    fn insert(&mut self, hasher: &RandomState, key: SessionKey, session: S, rank: Rank) {
+    fn insert(&mut self, hasher: &KeyHasher, hash: u64, key: SessionKey, session: S, rank: Rank) {
         let slot = Slot {
             session: Some(session),
-            expiry: rank.0,
             seq: rank.1,
-            heap_pos: self.heap.len() as u32,
             key,
         };
         let i = match self.free.pop() {
@@ -191,125 +228,213 @@ impl<S> Shard<S> {
             }
         };
         let chunks = &self.chunks;
-        self.index.insert_unique(hasher.hash_one(key), i, |&j| {
-            hasher.hash_one(chunks[(j >> CHUNK_BITS) as usize][j as usize & (CHUNK - 1)].key)
+        self.index
+            .insert_unique(hash, i, |&j| hasher.hash_one(slot_in(chunks, j).key));
+        self.live += 1;
+        self.push(rank, i);
+    }
+
+    /// Removes slot `i` (whose key hashes to `hash`) from the index and the
+    /// slab; returns its session. Its heap element goes stale.
+    fn take(&mut self, hash: u64, i: u32) -> S {
+        if let Ok(entry) = self.index.find_entry(hash, |&j| j == i) {
+            entry.remove();
+        }
+        self.free.push(i);
+        self.live -= 1;
+        let session = self
+            .slot_mut(i)
+            .session
+            .take()
+            .expect("live slot holds a session");
+        self.compact_if_stale();
+        session
+    }
+
+    /// Gives slot `i` a new rank; its previous heap element goes stale.
+    fn rerank(&mut self, i: u32, rank: Rank) {
+        self.slot_mut(i).seq = rank.1;
+        self.push(rank, i);
+        self.compact_if_stale();
+    }
+
+    fn push(&mut self, rank: Rank, slot: u32) {
+        self.heap.push(HeapEntry {
+            expiry: rank.0,
+            seq: rank.1,
+            slot,
         });
-        self.heap.push(i);
         self.sift_up(self.heap.len() - 1);
     }
 
-    /// Removes slot `i` from index, heap and slab; returns its session.
-    fn take(&mut self, hasher: &RandomState, i: u32) -> S {
-        let key = self.slot(i).key;
-        if let Ok(entry) = self.index.find_entry(hasher.hash_one(key), |&j| j == i) {
-            entry.remove();
+    fn pop_root(&mut self) -> Option<HeapEntry> {
+        if self.heap.is_empty() {
+            return None;
         }
-        let pos = self.slot(i).heap_pos as usize;
-        let last = self.heap.pop().expect("live slot is in the heap");
-        if last != i {
-            self.heap[pos] = last;
-            self.slot_mut(last).heap_pos = pos as u32;
-            self.resift(pos);
+        let root = self.heap.swap_remove(0);
+        if !self.heap.is_empty() {
+            self.sift_down(0);
         }
-        self.free.push(i);
-        self.slot_mut(i)
-            .session
-            .take()
-            .expect("live slot holds a session")
+        Some(root)
     }
 
-    /// Gives slot `i` a new rank and restores heap order.
-    fn rerank(&mut self, i: u32, rank: Rank) {
-        let s = self.slot_mut(i);
-        s.expiry = rank.0;
-        s.seq = rank.1;
-        let pos = s.heap_pos as usize;
-        self.resift(pos);
-    }
-
-    /// The earliest entry other than `except`, if any. The earliest entry
-    /// is the heap root; when that is `except`, the next is a root child.
-    fn earliest_except(&self, except: Option<u32>) -> Option<u32> {
-        let root = *self.heap.first()?;
-        if Some(root) != except {
-            return Some(root);
+    /// Drops stale elements from the top, so the root (if any) is live.
+    fn clean_top(&mut self) {
+        while let Some(root) = self.heap.first() {
+            if self.is_live(root) {
+                break;
+            }
+            self.pop_root();
         }
-        self.heap[1..self.heap.len().min(3)]
-            .iter()
-            .copied()
-            .min_by_key(|&j| self.rank(j))
     }
 
-    fn resift(&mut self, pos: usize) {
-        if pos > 0 && self.rank(self.heap[pos]) < self.rank(self.heap[(pos - 1) / 2]) {
-            self.sift_up(pos);
-        } else {
+    /// Rebuilds the heap from its live elements once stale ones dominate,
+    /// keeping the heap within twice the live count (amortised O(1)).
+    fn compact_if_stale(&mut self) {
+        if self.heap.len() <= 2 * self.live + 64 {
+            return;
+        }
+        let mut heap = std::mem::take(&mut self.heap);
+        heap.retain(|e| self.is_live(e));
+        self.heap = heap;
+        for pos in (0..self.heap.len() / 2).rev() {
             self.sift_down(pos);
         }
     }
 
+    /// The live root, after dropping stale elements above it.
+    fn earliest(&mut self) -> Option<HeapEntry> {
+        self.clean_top();
+        self.heap.first().copied()
+    }
+
+    /// The earliest live entry other than slot `except`, if any.
+    fn earliest_except(&mut self, except: Option<u32>) -> Option<(Rank, u32)> {
+        let root = self.earliest()?;
+        if Some(root.slot) != except {
+            return Some((root.rank(), root.slot));
+        }
+        // Set the excepted root aside, look, and put it back.
+        self.pop_root();
+        let next = self.earliest().map(|e| (e.rank(), e.slot));
+        self.push(root.rank(), root.slot);
+        next
+    }
+
     fn sift_up(&mut self, mut pos: usize) {
+        let moving = self.heap[pos];
         while pos > 0 {
             let parent = (pos - 1) / 2;
-            if self.rank(self.heap[pos]) >= self.rank(self.heap[parent]) {
+            if moving.rank() >= self.heap[parent].rank() {
                 break;
             }
-            self.swap(pos, parent);
+            self.heap[pos] = self.heap[parent];
             pos = parent;
         }
+        self.heap[pos] = moving;
     }
 
     fn sift_down(&mut self, mut pos: usize) {
+        let moving = self.heap[pos];
         let n = self.heap.len();
         loop {
-            let (l, r) = (2 * pos + 1, 2 * pos + 2);
-            let mut least = pos;
-            if l < n && self.rank(self.heap[l]) < self.rank(self.heap[least]) {
-                least = l;
-            }
-            if r < n && self.rank(self.heap[r]) < self.rank(self.heap[least]) {
-                least = r;
-            }
-            if least == pos {
+            let left = 2 * pos + 1;
+            if left >= n {
                 break;
             }
-            self.swap(pos, least);
-            pos = least;
+            let right = left + 1;
+            let child = if right < n && self.heap[right].rank() < self.heap[left].rank() {
+                right
+            } else {
+                left
+            };
+            if self.heap[child].rank() >= moving.rank() {
+                break;
+            }
+            self.heap[pos] = self.heap[child];
+            pos = child;
         }
+        self.heap[pos] = moving;
     }
 
-    fn swap(&mut self, a: usize, b: usize) {
-        self.heap.swap(a, b);
-        let (ia, ib) = (self.heap[a], self.heap[b]);
-        self.slot_mut(ia).heap_pos = a as u32;
-        self.slot_mut(ib).heap_pos = b as u32;
+    /// Takes every live entry (in rank order when `in_order`) and empties
+    /// the shard: at most one sort instead of a heap pop per entry.
+    fn drain_all(&mut self, out: &mut Vec<(Rank, S)>, in_order: bool) {
+        let mut live = std::mem::take(&mut self.heap);
+        live.retain(|e| self.is_live(e));
+        if in_order {
+            live.sort_unstable_by_key(|e| e.rank());
+        }
+        for e in live {
+            let session = self.slot_mut(e.slot).session.take().expect("live slot");
+            out.push((e.rank(), session));
+        }
+        *self = Shard::new();
     }
 
-    /// Pops entries in rank order while `take_it` says so.
+    /// Takes live entries in rank order while `take_it` says so.
     fn drain_while(
         &mut self,
-        hasher: &RandomState,
+        hasher: &KeyHasher,
         out: &mut Vec<(Rank, S)>,
         take_it: impl Fn(Expiry) -> bool,
     ) {
-        while let Some(&root) = self.heap.first() {
-            let rank = self.rank(root);
-            if !take_it(rank.0) {
+        while let Some(root) = self.earliest() {
+            if !take_it(root.expiry) {
                 break;
             }
-            out.push((rank, self.take(hasher, root)));
+            self.pop_root();
+            let hash = hasher.hash_one(self.slot(root.slot).key);
+            out.push((root.rank(), self.take(hash, root.slot)));
         }
     }
 }
 
-/// Cache line sized wrapper so shards do not share lines.
+/// A shard and, on the same cache line, a hint of its earliest entry that
+/// eviction can read without the lock.
+///
+/// The hint is the rank of the heap's root, published under the lock after
+/// every change. The root may be stale, so the hint is a lower bound of the
+/// shard's earliest live entry: eviction locks the shard with the lowest
+/// hint, cleans its top and publishes the exact rank before deciding.
 #[repr(align(64))]
-struct Padded<T>(T);
+struct ShardCell<S> {
+    shard: Mutex<Shard<S>>,
+    earliest_expiry: AtomicI64,
+    earliest_seq: AtomicU32,
+}
+
+impl<S> ShardCell<S> {
+    fn new() -> Self {
+        ShardCell {
+            shard: Mutex::new(Shard::new()),
+            earliest_expiry: AtomicI64::new(i64::MAX),
+            earliest_seq: AtomicU32::new(u32::MAX),
+        }
+    }
+
+    /// Publishes the rank of the heap's root (call with the lock held).
+    fn publish(&self, shard: &Shard<S>) {
+        let (expiry, seq) = shard
+            .heap
+            .first()
+            .map_or((Expiry(i64::MAX), u32::MAX), |e| e.rank());
+        self.earliest_expiry.store(expiry.0, Ordering::Relaxed);
+        self.earliest_seq.store(seq, Ordering::Relaxed);
+    }
+
+    /// The published rank, or `None` for an empty heap.
+    fn hint(&self) -> Option<Rank> {
+        let seq = self.earliest_seq.load(Ordering::Relaxed);
+        let expiry = self.earliest_expiry.load(Ordering::Relaxed);
+        (seq != u32::MAX || expiry != i64::MAX).then_some((Expiry(expiry), seq))
+    }
+}
 
 /// The sessions of one context.
 pub struct SessionCache<S> {
-    shards: [Padded<Mutex<Shard<S>>>; SHARDS],
-    hasher: RandomState,
+    shards: [ShardCell<S>; SHARDS],
+    hasher: KeyHasher,
     /// Entries in all shards. Updated after the shard change, so it may lag a
     /// concurrent operation by one; exact whenever the cache is quiescent.
     len: AtomicUsize,
@@ -327,8 +452,8 @@ impl<S: PartialEq> Default for SessionCache<S> {
 impl<S: PartialEq> SessionCache<S> {
     pub fn new() -> Self {
         SessionCache {
-            shards: std::array::from_fn(|_| Padded(Mutex::new(Shard::new()))),
-            hasher: RandomState::new(),
+            shards: std::array::from_fn(|_| ShardCell::new()),
+            hasher: KeyHasher::default(),
             len: AtomicUsize::new(0),
             next_seq: AtomicU32::new(0),
             cache_full: AtomicU64::new(0),
@@ -352,7 +477,7 @@ impl<S: PartialEq> SessionCache<S> {
         // mutation completes before anything that can panic), so poisoning
         // carries no information here.
         self.shards[shard]
-            .0
+            .shard
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
     }
@@ -377,6 +502,7 @@ impl<S: PartialEq> SessionCache<S> {
         if let Some(i) = guard.find(hash, &key) {
             // Same key: re-sort, and swap the object if it is another one.
             guard.rerank(i, rank);
+            self.shards[shard].publish(&guard);
             let slot = guard.slot_mut(i);
             let cached = slot.session.as_mut().expect("live slot");
             if *cached == session {
@@ -384,12 +510,13 @@ impl<S: PartialEq> SessionCache<S> {
             }
             return Added::Replaced(std::mem::replace(cached, session));
         }
-        guard.insert(&self.hasher, key, session, rank);
+        guard.insert(&self.hasher, hash, key, session, rank);
+        self.shards[shard].publish(&guard);
         drop(guard);
         self.len.fetch_add(1, Ordering::Relaxed);
         let mut evicted = Vec::new();
         while limit > 0 && self.claim_eviction(limit) {
-            match self.evict_earliest(Some(&key)) {
+            match self.evict_earliest(Some((shard, hash, &key))) {
                 Some(s) => evicted.push(s),
                 None => {
                     // Nothing left to evict but the new session: give back
@@ -413,18 +540,32 @@ impl<S: PartialEq> SessionCache<S> {
     }
 
     /// Removes the earliest-expiring session other than the one under
-    /// `except`, counting it in `cache_full`. The caller has already taken it
-    /// off `len` (see `claim_eviction`).
-    fn evict_earliest(&self, except: Option<&SessionKey>) -> Option<S> {
-        // Shards are inspected one lock at a time; a concurrent change can
-        // invalidate the choice, in which case the search is repeated.
-        for _ in 0..8 {
+    /// `except` (its shard, hash and key), counting it in `cache_full`. The
+    /// caller has already taken it off `len` (see `claim_eviction`).
+    fn evict_earliest(&self, except: Option<(usize, u64, &SessionKey)>) -> Option<S> {
+        let skip_in = |shard: usize, guard: &Shard<S>| match except {
+            Some((s, hash, key)) if s == shard => guard.find(hash, key),
+            _ => None,
+        };
+        // The excepted key's shard is looked at under its lock; the others by
+        // their hints, which never overstate how early their earliest entry
+        // is. The shard with the lowest candidate is locked and its exact
+        // earliest taken if it still is the lowest; otherwise its hint is
+        // now exact and we choose again. Each pass either evicts or makes a
+        // hint exact, so the loop ends unless other threads keep changing the
+        // cache under it, which the bound covers.
+        for _ in 0..4 * SHARDS {
             let mut best: Option<(Rank, usize)> = None;
             for shard in 0..SHARDS {
-                let guard = self.lock(shard);
-                let skip = except.and_then(|k| guard.find(self.hasher.hash_one(k), k));
-                if let Some(i) = guard.earliest_except(skip) {
-                    let rank = guard.rank(i);
+                let rank = match except {
+                    Some((s, ..)) if s == shard => {
+                        let mut guard = self.lock(shard);
+                        let skip = skip_in(shard, &guard);
+                        guard.earliest_except(skip).map(|(r, _)| r)
+                    }
+                    _ => self.shards[shard].hint(),
+                };
+                if let Some(rank) = rank {
                     if best.is_none_or(|(b, _)| rank < b) {
                         best = Some((rank, shard));
                     }
@@ -432,10 +573,14 @@ impl<S: PartialEq> SessionCache<S> {
             }
             let (rank, shard) = best?;
             let mut guard = self.lock(shard);
-            let skip = except.and_then(|k| guard.find(self.hasher.hash_one(k), k));
-            if let Some(i) = guard.earliest_except(skip) {
-                if guard.rank(i) == rank {
-                    let s = guard.take(&self.hasher, i);
+            let skip = skip_in(shard, &guard);
+            let found = guard.earliest_except(skip);
+            self.shards[shard].publish(&guard);
+            if let Some((exact, i)) = found {
+                if exact == rank {
+                    let hash = self.hasher.hash_one(guard.slot(i).key);
+                    let s = guard.take(hash, i);
+                    self.shards[shard].publish(&guard);
                     drop(guard);
                     self.cache_full.fetch_add(1, Ordering::Relaxed);
                     return Some(s);
@@ -450,7 +595,8 @@ impl<S: PartialEq> SessionCache<S> {
         let (hash, shard) = self.locate(key);
         let mut guard = self.lock(shard);
         let i = guard.find(hash, key)?;
-        let s = guard.take(&self.hasher, i);
+        let s = guard.take(hash, i);
+        self.shards[shard].publish(&guard);
         drop(guard);
         self.len.fetch_sub(1, Ordering::Relaxed);
         Some(s)
@@ -473,34 +619,43 @@ impl<S: PartialEq> SessionCache<S> {
         self.lock(shard).find(hash, key).is_some()
     }
 
-    /// Removes the sessions `scope` selects, returned earliest expiry first
-    /// (ties in insertion order). O(k log n) for k removed sessions.
-    pub fn flush(&self, scope: FlushScope) -> Vec<S> {
+    /// Removes the sessions `scope` selects. With `in_order` they are returned
+    /// earliest expiry first (ties in insertion order), for callers that
+    /// report them; otherwise in no particular order, which saves the sorts.
+    /// O(k log n) for k expired sessions, O(n log n) or O(n) for all.
+    pub fn flush(&self, scope: FlushScope, in_order: bool) -> Vec<S> {
         let mut out = Vec::new();
         for shard in 0..SHARDS {
             let before = out.len();
-            self.lock(shard)
-                .drain_while(&self.hasher, &mut out, |e| match scope {
-                    FlushScope::All => true,
-                    FlushScope::ExpiredAt(t) => e.is_expired_at(t),
-                });
+            let mut guard = self.lock(shard);
+            match scope {
+                FlushScope::All => guard.drain_all(&mut out, in_order),
+                FlushScope::ExpiredAt(t) => {
+                    guard.drain_while(&self.hasher, &mut out, |e| e.is_expired_at(t))
+                }
+            }
+            self.shards[shard].publish(&guard);
+            drop(guard);
             self.len.fetch_sub(out.len() - before, Ordering::Relaxed);
         }
-        // Each shard's run is already sorted: a stable sort merges runs.
-        out.sort_by_key(|(rank, _)| *rank);
+        if in_order {
+            // Each shard's run is already sorted: a stable sort merges runs.
+            out.sort_by_key(|(rank, _)| *rank);
+        }
         out.into_iter().map(|(_, s)| s).collect()
     }
 
     /// Gives the entry under `key` a new expiry, if it holds the session
-    /// `is_it` picks (a session's time changed behind the cache's back).
-    /// Its tie-break order stays as it was.
+    /// `is_it` picks (a session's time changed behind the cache's back). Like
+    /// libssl's re-sort, it then ranks as the newest among equal expiries.
     pub fn reexpire_one(&self, key: &SessionKey, is_it: impl Fn(&S) -> bool, expiry: Expiry) {
         let (hash, shard) = self.locate(key);
+        let rank = self.next_rank(expiry);
         let mut guard = self.lock(shard);
         if let Some(i) = guard.find(hash, key) {
             if guard.slot(i).session.as_ref().is_some_and(&is_it) {
-                let seq = guard.slot(i).seq;
-                guard.rerank(i, (expiry, seq));
+                guard.rerank(i, rank);
+                self.shards[shard].publish(&guard);
             }
         }
     }
@@ -642,7 +797,7 @@ mod tests {
         c.add(key(1), Expiry(5), s1.clone(), 0);
         c.add(key(2), Expiry(5), sess(2), 0);
         c.add(key(1), Expiry(5), s1, 0);
-        assert_eq!(ids(&c.flush(FlushScope::All)), vec![2, 1]);
+        assert_eq!(ids(&c.flush(FlushScope::All, true)), vec![2, 1]);
     }
 
     #[test]
@@ -651,13 +806,13 @@ mod tests {
         for n in 0..100u32 {
             c.add(key(n), Expiry(1000 - n as i64), sess(n), 0);
         }
-        let gone = c.flush(FlushScope::ExpiredAt(950));
+        let gone = c.flush(FlushScope::ExpiredAt(950), true);
         // Expired at 950: expiry < 950, i.e. n > 50.
         assert_eq!(ids(&gone), (51..100).rev().collect::<Vec<_>>());
         assert_eq!(c.len(), 51);
         assert_eq!(c.stored(), 51);
-        assert!(c.flush(FlushScope::ExpiredAt(900)).is_empty());
-        assert_eq!(c.flush(FlushScope::All).len(), 51);
+        assert!(c.flush(FlushScope::ExpiredAt(900), true).is_empty());
+        assert_eq!(c.flush(FlushScope::All, false).len(), 51);
         assert!(c.is_empty());
     }
 
@@ -671,8 +826,8 @@ mod tests {
         c.reexpire_one(&key(1), |s| *s.0 == 1, Expiry(5100));
         // The wrong object under the key is left alone.
         c.reexpire_one(&key(2), |s| *s.0 == 99, Expiry(0));
-        assert_eq!(ids(&c.flush(FlushScope::ExpiredAt(1300))), vec![2]);
-        assert_eq!(ids(&c.flush(FlushScope::ExpiredAt(5101))), vec![1]);
+        assert_eq!(ids(&c.flush(FlushScope::ExpiredAt(1300), true)), vec![2]);
+        assert_eq!(ids(&c.flush(FlushScope::ExpiredAt(5101), true)), vec![1]);
     }
 
     #[test]
@@ -696,7 +851,7 @@ mod tests {
         assert_eq!(c.len(), live.len());
         assert_eq!(c.stored(), live.len());
         let expiries: Vec<i64> = c
-            .flush(FlushScope::All)
+            .flush(FlushScope::All, true)
             .iter()
             .map(|s| live[&*s.0])
             .collect();
@@ -705,6 +860,48 @@ mod tests {
             expiries.windows(2).all(|w| w[0] <= w[1]),
             "flush is in expiry order"
         );
+    }
+
+    #[test]
+    fn stale_heap_elements_are_skipped_and_compacted() {
+        let c = SessionCache::new();
+        let sessions: Vec<Sess> = (0..50).map(sess).collect();
+        for (n, s) in sessions.iter().enumerate() {
+            c.add(key(n as u32), Expiry(100), s.clone(), 0);
+        }
+        // Re-add every session many times: each re-sort leaves a stale
+        // element behind; removing half leaves more.
+        for round in 0..100 {
+            for (n, s) in sessions.iter().enumerate() {
+                c.add(key(n as u32), Expiry(100 + round), s.clone(), 0);
+            }
+        }
+        for n in 0..25 {
+            assert!(c.remove(&key(n)).is_some());
+        }
+        let heap: usize = (0..SHARDS).map(|s| c.lock(s).heap.len()).sum();
+        assert!(heap <= 2 * 25 + 64 * SHARDS, "heap compacted: {heap}");
+        // Flush sees only live entries, each once, in their final order.
+        assert_eq!(
+            ids(&c.flush(FlushScope::All, true)),
+            (25..50).collect::<Vec<_>>()
+        );
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn excepting_the_earliest_looks_past_it_and_keeps_it() {
+        let c = SessionCache::new();
+        c.add(key(1), Expiry(1), sess(1), 0);
+        c.add(key(2), Expiry(5), sess(2), 0);
+        // Limit 2 with a third session that expires earliest of all: the
+        // newcomer is never its own victim, so 1 goes and 3 stays.
+        match c.add(key(3), Expiry(0), sess(3), 2) {
+            Added::New { evicted } => assert_eq!(ids(&evicted), vec![1]),
+            other => panic!("{other:?}"),
+        }
+        assert!(c.contains(&key(3)));
+        assert_eq!(ids(&c.flush(FlushScope::All, true)), vec![3, 2]);
     }
 
     #[test]
