@@ -218,7 +218,7 @@ unsafe extern "C" fn ctx_state_free(
         // then the sessions are reported here, as SSL_CTX_free would have.
         if let Some(ctx) = NonNull::new(parent as *mut SSL_CTX) {
             if libssl::binds_internally() {
-                let _ = retire(ctx, state.sessions.flush(FlushScope::All));
+                let _ = retire(ctx, state.sessions.flush(FlushScope::All, true));
             }
         }
         drop(state);
@@ -374,7 +374,15 @@ pub fn flush(ctx: NonNull<SSL_CTX>, t: c_long) -> Result<(), Error> {
     } else {
         FlushScope::ExpiredAt(t as i64)
     };
-    retire(ctx, state.sessions.flush(scope))
+    // The order of removal is observable only through the remove callback.
+    // SAFETY: live ctx.
+    let in_order = unsafe { libssl::SSL_CTX_sess_get_remove_cb(ctx.as_ptr()) }.is_some();
+    retire(ctx, state.sessions.flush(scope, in_order))?;
+    if libssl::binds_internally() {
+        // SAFETY: live ctx.
+        unsafe { real::SSL_CTX_flush_sessions()?(ctx.as_ptr(), t) };
+    }
+    Ok(())
 }
 
 /// `SSL_has_matching_session_id`: is (ssl's version, id) cached in ssl's
