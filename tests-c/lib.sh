@@ -37,10 +37,13 @@ run_bounded() {
 # Prints a banner for one run.
 banner() { printf '\n=== %s\n' "$*"; }
 
-# wait_port PORT [TRIES]: waits until something listens on 127.0.0.1:PORT.
-wait_port() {
-    local port=$1 tries=${2:-100}
-    while ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+# wait_listen PORT [TRIES]: waits until a socket LISTENs on 127.0.0.1:PORT,
+# by reading /proc/net/tcp: it opens no connection, so a server's accept and
+# handshake counters see only the test's own clients.
+wait_listen() {
+    local port=$1 tries=${2:-100} hex
+    hex=$(printf '0100007F:%04X' "$port")
+    while ! awk -v a="$hex" '$2 == a && $4 == "0A" { f = 1 } END { exit !f }' /proc/net/tcp; do
         tries=$((tries - 1))
         [ "$tries" -gt 0 ] || return 1
         sleep 0.1

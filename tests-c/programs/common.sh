@@ -1,19 +1,6 @@
 # tests-c/programs/common.sh: shared by tests-c/programs.sh and
 # tests-c/demo.sh (sourced after tests-c/lib.sh, not run).
 
-# wait_listen PORT [TRIES]: waits until a socket LISTENs on 127.0.0.1:PORT,
-# by reading /proc/net/tcp. Unlike wait_port it opens no connection, so the
-# server's accept and handshake counters see only the test's clients.
-wait_listen() {
-    local port=$1 tries=${2:-100} hex
-    hex=$(printf '0100007F:%04X' "$port")
-    while ! awk -v a="$hex" '$2 == a && $4 == "0A" { f = 1 } END { exit !f }' /proc/net/tcp; do
-        tries=$((tries - 1))
-        [ "$tries" -gt 0 ] || return 1
-        sleep 0.1
-    done
-}
-
 # lib_env MODE: sets the array LIBENV to the `env` arguments that run a
 # program against plain libssl (MODE=plain) or with libsslsess preloaded and
 # tracing (MODE=sslsess). Use as: env "${LIBENV[@]}" CMD... (so that $! of a
