@@ -14,6 +14,14 @@
  * once). The remove-session callback logs every call with the session's
  * resumability at that moment.
  *
+ * Also the README's own claims (Compatibility): a remove callback that
+ * calls back into the cache during a remove, an eviction, a flush and
+ * SSL_CTX_free; SSL_SESSION_set1_id on a cached session; one session cached
+ * by two contexts; SSL_SESSION_set_time/_set_timeout re-sorting for
+ * eviction; a flush on a context without a remove callback. What libssl 3.0
+ * cannot do (it deadlocks or corrupts its list) runs under libsslsess only
+ * and is listed as "skip" in the reference run.
+ *
  *   conformance                  the whole suite
  *   conformance --trace-case     one add and one remove (for SSLSESS_LOG)
  */
@@ -27,7 +35,9 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------------ */
 /* Session trackers: count frees of each SSL_SESSION.                        */
@@ -1063,6 +1073,452 @@ static void test_matching_and_contexts(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* A remove callback that calls back into the cache                         */
+
+/*
+ * README: "No lock of libsslsess is held while an application callback
+ * runs": a remove callback may call SSL_CTX_add_session,
+ * SSL_CTX_remove_session and SSL_CTX_sess_number on its own context while
+ * a remove, an eviction, a flush or SSL_CTX_free reports a session. libssl
+ * 3.0 calls it after unlocking only in SSL_CTX_remove_session; during
+ * eviction, flush and SSL_CTX_free it holds the context's lock and
+ * re-entering deadlocks, so those cases run under libsslsess only.
+ *
+ * The first top-level call of reenter_cb adds re.add, removes re.remove and
+ * notes SSL_CTX_sess_number around both; the calls those cause (nested
+ * evictions and removes) are only logged.
+ */
+typedef struct {
+    SSL_CTX *ctx;        /* the context whose callback re-enters */
+    SSL_SESSION *add;    /* added from inside the first call */
+    SSL_SESSION *remove; /* removed from inside the first call */
+    int armed;           /* re-enter at the next top-level call */
+    int depth;           /* 1 inside the re-entering calls */
+    int entered;         /* times the re-entering calls ran */
+    trk_t *first;        /* the session whose report re-entered */
+    long number_before, number_between, number_after;
+    int add_ret, remove_ret;
+} reenter_t;
+
+static reenter_t re;
+
+static void reenter_cb(SSL_CTX *ctx, SSL_SESSION *s)
+{
+    rm_cb(ctx, s);
+    if (ctx != re.ctx || !re.armed || re.depth > 0)
+        return;
+    re.armed = 0;
+    re.depth++;
+    re.first = trk_of(s);
+    re.number_before = SSL_CTX_sess_number(ctx);
+    re.add_ret = SSL_CTX_add_session(ctx, re.add);
+    re.number_between = SSL_CTX_sess_number(ctx);
+    re.remove_ret = SSL_CTX_remove_session(ctx, re.remove);
+    re.number_after = SSL_CTX_sess_number(ctx);
+    re.entered++;
+    re.depth--;
+}
+
+/* A context whose remove callback will re-enter once, as described above. */
+static SSL_CTX *reenter_ctx(SSL_SESSION *add, SSL_SESSION *remove)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+    if (ctx == NULL) {
+        fprintf(stderr, "conformance: SSL_CTX_new failed\n");
+        abort();
+    }
+    SSL_CTX_sess_set_remove_cb(ctx, reenter_cb);
+    memset(&re, 0, sizeof re);
+    re.ctx = ctx;
+    re.add = add;
+    re.remove = remove;
+    re.armed = 1;
+    return ctx;
+}
+
+/* A deadlock fails the suite with a line that says so, not a timeout. */
+static void on_deadlock(int sig)
+{
+    static const char msg[] = "FAILED  remove callback re-entering the cache: no progress in 60 s (deadlock?)\n";
+    (void)sig;
+    if (write(STDOUT_FILENO, msg, sizeof msg - 1) < 0)
+        _exit(3);
+    _exit(3);
+}
+
+static void test_reentrant_callbacks(void)
+{
+    int i;
+    signal(SIGALRM, on_deadlock);
+    alarm(60);
+
+    SECTION("remove callback re-entering the cache: during SSL_CTX_remove_session");
+    SSL_SESSION *a = mk("re-rm-a", 0xc1, 1), *b = mk("re-rm-b", 0xc1, 2), *x = mk("re-rm-x", 0xc1, 3);
+    trk_t *ta = trk_of(a), *tb = trk_of(b), *tx = trk_of(x);
+    SSL_CTX *ctx = reenter_ctx(x, b);
+    SSL_CTX_add_session(ctx, a);
+    SSL_CTX_add_session(ctx, b);
+    rm_reset();
+    CHECK(SSL_CTX_remove_session(ctx, a) == 1 && re.entered == 1 && re.first == ta,
+          "re-entrant remove: SSL_CTX_remove_session returns 1; its remove callback called back into the cache");
+    CHECK(re.number_before == 1,
+          "re-entrant remove: inside the callback the removed session no longer counts (SSL_CTX_sess_number 1, got %ld)",
+          re.number_before);
+    CHECK(re.add_ret == 1 && re.number_between == 2,
+          "re-entrant remove: SSL_CTX_add_session from the callback returns 1 and counts (2, got %d / %ld)", re.add_ret,
+          re.number_between);
+    CHECK(re.remove_ret == 1 && re.number_after == 1,
+          "re-entrant remove: SSL_CTX_remove_session from the callback returns 1 and counts (1, got %d / %ld)",
+          re.remove_ret, re.number_after);
+    CHECK(SSL_CTX_sess_number(ctx) == 1 && has_id(ctx, x) == 1 && has_id(ctx, a) == 0 && has_id(ctx, b) == 0,
+          "re-entrant remove: afterwards exactly the session added from the callback is cached");
+    CHECK(rm_count() == 2 && rm_calls_for(ta, ctx) == 1 && rm_calls_for(tb, ctx) == 1,
+          "re-entrant remove: the outer and the nested remove each reported their session once");
+    SSL_SESSION_free(a);
+    SSL_SESSION_free(b);
+    SSL_SESSION_free(x);
+    CHECK(frees(ta) == 1 && frees(tb) == 1 && frees(tx) == 0,
+          "re-entrant remove: both removed sessions freed once, the one added from the callback still cached");
+    SSL_CTX_free(ctx);
+    CHECK(frees(tx) == 1, "re-entrant remove: the session added from the callback is freed once with its context");
+
+    SECTION("remove callback re-entering the cache: during eviction, flush and SSL_CTX_free");
+    if (!under_sslsess()) {
+        static const char *const cases[] = {"eviction", "SSL_CTX_flush_sessions", "SSL_CTX_free"};
+        for (i = 0; i < 3; i++)
+            printf("skip    re-entrant remove callback during %s: libssl 3.0 runs the callback under the "
+                   "context's lock, so re-entering deadlocks; libsslsess only, not counted\n",
+                   cases[i]);
+        alarm(0);
+        return;
+    }
+
+    /* Eviction: size 3 holding A, B, C; adding D evicts A; its callback adds
+     * X (which evicts B in turn) and removes C. */
+    SSL_SESSION *ev[5];
+    trk_t *tev[5];
+    static const char *const evn[] = {"re-ev-A", "re-ev-B", "re-ev-C", "re-ev-D", "re-ev-X"};
+    for (i = 0; i < 5; i++) {
+        ev[i] = mk_session(evn[i], 0xc2, i, VER, T0, 100 * (i + 1));
+        tev[i] = trk_of(ev[i]);
+    }
+    ctx = reenter_ctx(ev[4], ev[2]);
+    SSL_CTX_sess_set_cache_size(ctx, 3);
+    for (i = 0; i < 3; i++)
+        SSL_CTX_add_session(ctx, ev[i]);
+    rm_reset();
+    long full0 = SSL_CTX_sess_cache_full(ctx);
+    CHECK(SSL_CTX_add_session(ctx, ev[3]) == 1 && re.entered == 1 && re.first == tev[0],
+          "re-entrant eviction: adding D to a full cache returns 1; the callback for A (evicted) called back into the cache");
+    CHECK(re.number_before == 3,
+          "re-entrant eviction: inside the callback the evicted session no longer counts (3, got %ld)", re.number_before);
+    CHECK(re.add_ret == 1 && re.number_between == 3,
+          "re-entrant eviction: an add from the callback returns 1 and evicts in turn, the cache stays at 3 (got %d / %ld)",
+          re.add_ret, re.number_between);
+    CHECK(re.remove_ret == 1 && re.number_after == 2,
+          "re-entrant eviction: a remove from the callback returns 1 and counts (2, got %d / %ld)", re.remove_ret,
+          re.number_after);
+    CHECK(SSL_CTX_sess_number(ctx) == 2 && has_id(ctx, ev[3]) == 1 && has_id(ctx, ev[4]) == 1 && has_id(ctx, ev[0]) == 0
+              && has_id(ctx, ev[1]) == 0 && has_id(ctx, ev[2]) == 0,
+          "re-entrant eviction: afterwards D and X are cached, A, B and C are not");
+    CHECK(SSL_CTX_sess_cache_full(ctx) - full0 == 2,
+          "re-entrant eviction: SSL_CTX_sess_cache_full counts both evictions (A, then B by the nested add)");
+    CHECK(rm_count() == 3 && rmlog[0].t == tev[0] && rmlog[1].t == tev[1] && rmlog[2].t == tev[2]
+              && !rmlog[0].resumable && !rmlog[1].resumable && !rmlog[2].resumable,
+          "re-entrant eviction: the callback saw A, then B (nested eviction), then C (nested remove), each non-resumable");
+    for (i = 0; i < 5; i++)
+        SSL_SESSION_free(ev[i]);
+    CHECK(frees(tev[0]) == 1 && frees(tev[1]) == 1 && frees(tev[2]) == 1 && frees(tev[3]) == 0 && frees(tev[4]) == 0,
+          "re-entrant eviction: A, B, C freed once; D and X held by the cache");
+    SSL_CTX_free(ctx);
+    CHECK(frees(tev[3]) == 1 && frees(tev[4]) == 1, "re-entrant eviction: D and X freed once with their context");
+
+    /* Flush: F1, F2 expired, L1, L2 live; the callback for F1 adds X and
+     * removes L2. */
+    SSL_SESSION *f1 = mk_session("re-fl-F1", 0xc3, 1, VER, T0, 100), *f2 = mk_session("re-fl-F2", 0xc3, 2, VER, T0, 200);
+    SSL_SESSION *l1 = mk("re-fl-L1", 0xc3, 3), *l2 = mk("re-fl-L2", 0xc3, 4), *fx = mk("re-fl-X", 0xc3, 5);
+    trk_t *tf1 = trk_of(f1), *tf2 = trk_of(f2), *tl1 = trk_of(l1), *tl2 = trk_of(l2), *tfx = trk_of(fx);
+    ctx = reenter_ctx(fx, l2);
+    SSL_CTX_add_session(ctx, f1);
+    SSL_CTX_add_session(ctx, f2);
+    SSL_CTX_add_session(ctx, l1);
+    SSL_CTX_add_session(ctx, l2);
+    rm_reset();
+    SSL_CTX_flush_sessions(ctx, T0 + 250);
+    CHECK(re.entered == 1 && re.first == tf1,
+          "re-entrant flush: the callback for F1 (expires first) called back into the cache");
+    CHECK(re.number_before >= 2 && re.number_before <= 3,
+          "re-entrant flush: inside the callback F1 no longer counts (2 or 3, got %ld)", re.number_before);
+    CHECK(re.add_ret == 1 && re.number_between == re.number_before + 1,
+          "re-entrant flush: an add from the callback returns 1 and counts one more");
+    CHECK(re.remove_ret == 1 && re.number_after == re.number_between - 1,
+          "re-entrant flush: a remove from the callback returns 1 and counts one less");
+    CHECK(SSL_CTX_sess_number(ctx) == 2 && has_id(ctx, l1) == 1 && has_id(ctx, fx) == 1 && has_id(ctx, f1) == 0
+              && has_id(ctx, f2) == 0 && has_id(ctx, l2) == 0,
+          "re-entrant flush: afterwards L1 and X are cached, F1, F2 and L2 are not");
+    CHECK(rm_count() == 3 && rm_calls_for(tf1, ctx) == 1 && rm_calls_for(tf2, ctx) == 1 && rm_calls_for(tl2, ctx) == 1
+              && rmlog[0].t == tf1,
+          "re-entrant flush: F1, F2 and L2 each reported once, F1 first");
+    SSL_SESSION_free(f1);
+    SSL_SESSION_free(f2);
+    SSL_SESSION_free(l1);
+    SSL_SESSION_free(l2);
+    SSL_SESSION_free(fx);
+    CHECK(frees(tf1) == 1 && frees(tf2) == 1 && frees(tl2) == 1 && frees(tl1) == 0 && frees(tfx) == 0,
+          "re-entrant flush: F1, F2, L2 freed once; L1 and X held by the cache");
+    SSL_CTX_free(ctx);
+    CHECK(frees(tl1) == 1 && frees(tfx) == 1, "re-entrant flush: L1 and X freed once with their context");
+
+    /* SSL_CTX_free: G1, G2 cached; the first callback adds X and removes G2.
+     * The application keeps its references until the context is gone. */
+    SSL_SESSION *g1 = mk("re-free-G1", 0xc4, 1), *g2 = mk("re-free-G2", 0xc4, 2), *gx = mk("re-free-X", 0xc4, 3);
+    trk_t *tg1 = trk_of(g1), *tg2 = trk_of(g2), *tgx = trk_of(gx);
+    ctx = reenter_ctx(gx, g2);
+    SSL_CTX_add_session(ctx, g1);
+    SSL_CTX_add_session(ctx, g2);
+    rm_reset();
+    SSL_CTX_free(ctx);
+    CHECK(re.entered == 1, "re-entrant SSL_CTX_free: the callback called back into the cache of the context being freed");
+    CHECK(re.number_before <= 1 && re.add_ret == 1 && re.number_between == re.number_before + 1
+              && re.number_after == re.number_between - re.remove_ret,
+          "re-entrant SSL_CTX_free: counts follow the calls (%ld, add %d -> %ld, remove %d -> %ld)", re.number_before,
+          re.add_ret, re.number_between, re.remove_ret, re.number_after);
+    CHECK(rm_calls_for(tg1, ctx) == 1 && rm_calls_for(tg2, ctx) == (re.remove_ret == 1 ? 1 : 2),
+          "re-entrant SSL_CTX_free: each session reported once by SSL_CTX_free, G2 once more by the nested remove if "
+          "it had already left the cache");
+    CHECK(frees(tg1) == 0 && frees(tg2) == 0 && frees(tgx) == 0,
+          "re-entrant SSL_CTX_free: the application's references are intact");
+    SSL_SESSION_free(g1);
+    SSL_SESSION_free(g2);
+    SSL_SESSION_free(gx);
+    CHECK(frees(tg1) == 1 && frees(tg2) == 1 && frees(tgx) == 1,
+          "re-entrant SSL_CTX_free: every session, the one added while the context died included, freed exactly once");
+    alarm(0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* SSL_SESSION_set1_id on a cached session                                  */
+
+static void test_set1_id(void)
+{
+    SECTION("SSL_SESSION_set1_id on a cached session");
+    SSL_CTX *ctx = new_ctx();
+    SSL *ssl = SSL_new(ctx);
+    SSL_SESSION *s1 = mk("set1id-1", 0xd1, 1), *s2 = mk("set1id-2", 0xd1, 2);
+    trk_t *t1 = trk_of(s1), *t2 = trk_of(s2);
+    unsigned char old1[SSL_MAX_SSL_SESSION_ID_LENGTH], new1[SSL_MAX_SSL_SESSION_ID_LENGTH],
+        new2[SSL_MAX_SSL_SESSION_ID_LENGTH];
+    unsigned int len = 0;
+    const unsigned char *id = SSL_SESSION_get_id(s1, &len);
+    if (len != sizeof old1) {
+        CHECK(0, "set1_id: unexpected id length %u", len);
+        return;
+    }
+    memcpy(old1, id, len);
+    memset(new1, 0xd2, sizeof new1);
+    memset(new2, 0xd3, sizeof new2);
+    SSL_CTX_add_session(ctx, s1);
+    SSL_CTX_add_session(ctx, s2);
+    push_sentinel();
+    CHECK(SSL_SESSION_set1_id(s1, new1, sizeof new1) == 1 && SSL_SESSION_set1_id(s2, new2, sizeof new2) == 1,
+          "SSL_SESSION_set1_id on two cached sessions returns 1 (no crash)");
+    CHECK(only_sentinel(), "SSL_SESSION_set1_id on a cached session queues no error");
+    CHECK(SSL_CTX_sess_number(ctx) == 2, "SSL_SESSION_set1_id: the cache still counts both sessions");
+    CHECK(SSL_has_matching_session_id(ssl, new1, sizeof new1) == 0,
+          "SSL_SESSION_set1_id: the new id is not found in the cache (the entry is not re-keyed)");
+    CHECK_PAGES(SSL_has_matching_session_id(ssl, old1, sizeof old1) == 1,
+                "README: the entry keeps its old key: SSL_has_matching_session_id finds the old id (libssl 3.0's "
+                "stale hash entry matches nothing)");
+    rm_reset();
+    CHECK(SSL_CTX_remove_session(ctx, s1) == 0 && SSL_CTX_sess_number(ctx) == 2,
+          "SSL_CTX_remove_session with the re-keyed object looks up its new id: 0, the entry stays");
+    CHECK(rm_count() == 1 && rmlog[0].s == s1 && SSL_SESSION_is_resumable(s1) == 0,
+          "SSL_CTX_remove_session with the re-keyed object: still reported and made non-resumable, as libssl");
+    /* Another object carrying s1's old id (same tag and number). */
+    SSL_SESSION *o1 = mk("set1id-old-id", 0xd1, 1);
+    int r = SSL_CTX_remove_session(ctx, o1);
+    CHECK_PAGES(r == 1 && SSL_CTX_sess_number(ctx) == 1,
+                "README: the entry keeps its old key until removed: an object with the old id removes it (got %d, %ld "
+                "left)",
+                r, SSL_CTX_sess_number(ctx));
+    SSL_SESSION_free(o1);
+    SSL_SESSION_free(s1);
+    CHECK_PAGES(frees(t1) == 1, "SSL_SESSION_set1_id: the entry removed by its old id released the re-keyed session");
+    CHECK(SSL_has_matching_session_id(ssl, old1, sizeof old1) == 0 && SSL_has_matching_session_id(ssl, new1, sizeof new1) == 0,
+          "SSL_SESSION_set1_id: after that neither id matches (no dangling entry: valgrind sees no read of freed memory)");
+    SSL_SESSION_free(s2);
+    CHECK(frees(t2) == 0, "SSL_SESSION_set1_id: the other re-keyed session is still held by the cache");
+    SSL_free(ssl);
+    rm_reset();
+    SSL_CTX_free(ctx);
+    CHECK(frees(t1) == 1 && frees(t2) == 1, "SSL_SESSION_set1_id: after SSL_CTX_free both sessions were freed exactly once");
+    CHECK(rm_calls_for(t2, NULL) == 1, "SSL_SESSION_set1_id: SSL_CTX_free reports the re-keyed session it still held, once");
+}
+
+/* ------------------------------------------------------------------------ */
+/* One SSL_SESSION cached by two contexts                                   */
+
+static void test_shared_session(void)
+{
+    SECTION("one SSL_SESSION object cached by two contexts");
+    if (!under_sslsess()) {
+        printf("skip    one session in two contexts' caches: libssl 3.0 corrupts the first context's list "
+               "(README, Compatibility); libsslsess only, not counted\n");
+        return;
+    }
+    SSL_CTX *a = new_ctx(), *b = new_ctx();
+    SSL_SESSION *s = mk("shared-1", 0xe1, 1), *u = mk("shared-2", 0xe1, 2), *w = mk("shared-3", 0xe1, 3);
+    trk_t *ts = trk_of(s), *tu = trk_of(u), *tw = trk_of(w);
+    rm_reset();
+    CHECK(SSL_CTX_add_session(a, s) == 1 && SSL_CTX_add_session(b, s) == 1,
+          "shared session: adding one object to two contexts returns 1 and 1");
+    CHECK(SSL_CTX_add_session(a, s) == 0 && SSL_CTX_add_session(b, s) == 0,
+          "shared session: adding it again to each is a duplicate (0 and 0)");
+    SSL_SESSION_free(s);
+    CHECK(frees(ts) == 0 && SSL_CTX_sess_number(a) == 1 && SSL_CTX_sess_number(b) == 1,
+          "shared session: each context counts it, and it is alive after the application's free");
+    CHECK(SSL_CTX_remove_session(a, s) == 1, "shared session: removing it from the first context returns 1");
+    CHECK(has_id(a, s) == 0 && SSL_CTX_sess_number(a) == 0 && has_id(b, s) == 1 && SSL_CTX_sess_number(b) == 1,
+          "shared session: removing it from one context leaves it cached in the other");
+    CHECK(frees(ts) == 0, "shared session: the other context's reference keeps it alive (each cache holds its own)");
+    CHECK(rm_count() == 1 && rmlog[0].ctx == a, "shared session: only the first context's remove callback saw the removal");
+
+    /* set_time re-sorts it in both caches. */
+    SSL_CTX_add_session(a, u);
+    SSL_CTX_add_session(b, u);
+    SSL_SESSION_free(u);
+    SSL_SESSION_set_time(u, T0); /* expires at T0 + 100000 */
+    rm_reset();
+    SSL_CTX_flush_sessions(a, T0 + 100001);
+    CHECK(rm_count() == 1 && rmlog[0].t == tu && SSL_CTX_sess_number(a) == 0 && has_id(b, u) == 1 && frees(tu) == 0,
+          "shared session: SSL_SESSION_set_time re-sorted it in the first cache; flushing that one leaves it in the other");
+    SSL_CTX_flush_sessions(b, T0 + 100001);
+    CHECK(rm_count() == 2 && rmlog[1].t == tu && rmlog[1].ctx == b && SSL_CTX_sess_number(b) == 1 && frees(tu) == 1,
+          "shared session: ... and in the second cache: flushed there too, then freed exactly once");
+
+    /* Freeing the contexts one after the other. */
+    SSL_CTX_add_session(a, w);
+    SSL_CTX_add_session(b, w);
+    SSL_SESSION_free(w);
+    rm_reset();
+    SSL_CTX_free(a);
+    CHECK(frees(tw) == 0 && frees(ts) == 0 && has_id(b, w) == 1,
+          "shared session: freeing the first context leaves the sessions the second one holds alive and cached");
+    SSL_CTX_free(b);
+    CHECK(frees(ts) == 1 && frees(tw) == 1,
+          "shared session: freed exactly once after both contexts let go of it");
+    CHECK(rm_calls_for(tw, NULL) == 2 && rm_calls_for(ts, NULL) == 1,
+          "shared session: each SSL_CTX_free reported the sessions its own cache held");
+}
+
+/* ------------------------------------------------------------------------ */
+/* SSL_SESSION_set_time / set_timeout and eviction order                    */
+
+static void test_resort_eviction(void)
+{
+    SECTION("SSL_SESSION_set_time / set_timeout on a cached session: eviction order");
+    SSL_CTX *ctx = new_ctx();
+    SSL_SESSION *p = mk_session("ev-p", 0x56, 1, VER, T0, 100), *q = mk_session("ev-q", 0x56, 2, VER, T0, 200);
+    SSL_SESSION *r = mk_session("ev-r", 0x56, 3, VER, T0, 300), *x = mk_session("ev-x", 0x56, 4, VER, T0, 5000);
+    trk_t *tp = trk_of(p), *tq = trk_of(q), *tr = trk_of(r), *tx = trk_of(x);
+    SSL_CTX_add_session(ctx, p);
+    SSL_CTX_add_session(ctx, q);
+    SSL_CTX_add_session(ctx, r);
+    SSL_SESSION_set_time(p, T0 + 1000); /* p: T0+1100, now the latest of the three */
+    SSL_SESSION_set_timeout(r, 10);     /* r: T0+10, now the earliest */
+    SSL_CTX_sess_set_cache_size(ctx, 2);
+    rm_reset();
+    CHECK(SSL_CTX_add_session(ctx, x) == 1, "eviction after re-sorting: adding x to an over-full cache returns 1");
+    CHECK(rm_count() >= 2 && rmlog[0].t == tr,
+          "eviction follows SSL_SESSION_set_timeout: r, given the shortest timeout, is evicted first");
+    CHECK(rm_count() >= 2 && rmlog[1].t == tq,
+          "eviction follows SSL_SESSION_set_time: q goes next, before p, which was given a later time");
+    CHECK(rm_calls_for(tx, NULL) == 0, "eviction after re-sorting: the session added is not evicted");
+    SSL_SESSION_free(p);
+    SSL_SESSION_free(q);
+    SSL_SESSION_free(r);
+    SSL_SESSION_free(x);
+    CHECK(frees(tr) == 1 && frees(tq) == 1, "eviction after re-sorting: r and q freed once");
+    SSL_CTX_free(ctx);
+    CHECK(frees(tp) == 1 && frees(tx) == 1, "eviction after re-sorting: every session freed exactly once");
+}
+
+/* ------------------------------------------------------------------------ */
+/* SSL_CTX_flush_sessions without a remove callback                          */
+
+static void test_flush_without_callback(void)
+{
+    SECTION("SSL_CTX_flush_sessions on a context without a remove callback");
+    enum { M = 200 };
+    SSL_CTX *ctx = SSL_CTX_new(TLS_method()); /* no remove callback */
+    SSL_SESSION *s[M];
+    trk_t *t[M];
+    long to[M];
+    int i, expected_left = 0;
+    if (ctx == NULL) {
+        CHECK(0, "flush without a callback: SSL_CTX_new failed");
+        return;
+    }
+    for (i = 0; i < M; i++) {
+        to[i] = (long)((i * 37) % M) * 10; /* a permutation of 0, 10, ..., 1990 */
+        s[i] = mk_session("nocb", 0x57, i, VER, T0, to[i]);
+        t[i] = trk_of(s[i]);
+        SSL_CTX_add_session(ctx, s[i]);
+        if (to[i] >= 1000)
+            expected_left++;
+        if (i % 2) /* the cache's reference is the only one for odd i */
+            SSL_SESSION_free(s[i]);
+    }
+    SSL_CTX_flush_sessions(ctx, T0 + 1000);
+    CHECK(expected_left == 100 && SSL_CTX_sess_number(ctx) == expected_left,
+          "flush without a callback: exactly the sessions expired at t are removed (%ld of %d left, %d expected)",
+          SSL_CTX_sess_number(ctx), M, expected_left);
+    int freed_ok = 1, kept_ok = 1, marked_ok = 1, lookup_ok = 1;
+    for (i = 0; i < M; i++) {
+        int expired = to[i] < 1000;
+        if (frees(t[i]) != (expired && i % 2 ? 1 : 0)) {
+            if (expired)
+                freed_ok = 0;
+            else
+                kept_ok = 0;
+        }
+        if (i % 2 == 0) {
+            if (SSL_SESSION_is_resumable(s[i]) != !expired)
+                marked_ok = 0;
+            if (has_id(ctx, s[i]) != !expired)
+                lookup_ok = 0;
+        }
+    }
+    CHECK(freed_ok, "flush without a callback: the expired sessions the cache alone held are freed exactly once");
+    CHECK(kept_ok, "flush without a callback: no session still cached or held by the application is freed");
+    CHECK(marked_ok, "flush without a callback: the flushed sessions are made non-resumable, the others are not");
+    CHECK(lookup_ok, "flush without a callback: the flushed ids are no longer found, the others are");
+    SSL_CTX_flush_sessions(ctx, T0 + 1000);
+    CHECK(SSL_CTX_sess_number(ctx) == expected_left, "flush without a callback: flushing again at the same t removes nothing");
+    SSL_CTX_flush_sessions(ctx, 0);
+    CHECK(SSL_CTX_sess_number(ctx) == 0, "flush without a callback: SSL_CTX_flush_sessions(ctx, 0) removes the rest");
+    freed_ok = 1;
+    marked_ok = 1;
+    for (i = 0; i < M; i++) {
+        if (frees(t[i]) != (i % 2 ? 1 : 0))
+            freed_ok = 0;
+        if (i % 2 == 0 && SSL_SESSION_is_resumable(s[i]) != 0)
+            marked_ok = 0;
+    }
+    CHECK(freed_ok && marked_ok,
+          "flush without a callback: after flushing everything, every cache reference was released once and every "
+          "session the application holds is non-resumable");
+    for (i = 0; i < M; i += 2)
+        SSL_SESSION_free(s[i]);
+    freed_ok = 1;
+    for (i = 0; i < M; i++)
+        if (frees(t[i]) != 1)
+            freed_ok = 0;
+    CHECK(freed_ok, "flush without a callback: every session freed exactly once in the end");
+    SSL_CTX_free(ctx);
+}
+
+/* ------------------------------------------------------------------------ */
 /* SSL_CTX_ctrl: other controls still reach libssl                          */
 
 static void test_ctrl(void)
@@ -1337,6 +1793,11 @@ int main(int argc, char **argv)
     test_flush();
     test_cache_size();
     test_matching_and_contexts();
+    test_reentrant_callbacks();
+    test_set1_id();
+    test_shared_session();
+    test_resort_eviction();
+    test_flush_without_callback();
     test_ctrl();
     test_null_arguments();
     test_ctx_new_null();
