@@ -186,11 +186,24 @@ pub extern "C" fn SSL_CTX_ctrl(
     );
     if !answered_here {
         // The hot path for every other control: no tracing, no state.
-        return match real::SSL_CTX_ctrl() {
+        let result = match real::SSL_CTX_ctrl() {
             // SAFETY: forwarded unchanged.
             Ok(ctrl) => unsafe { ctrl(ctx, cmd, larg, parg) },
-            Err(e) => entry!(SSL_CTX_ctrl, 0, "ctx={ctx:?}, cmd={cmd}" => { Err(e) }),
+            Err(e) => return entry!(SSL_CTX_ctrl, 0, "ctx={ctx:?}, cmd={cmd}" => { Err(e) }),
         };
+        if matches!(
+            cmd,
+            libssl::SSL_CTRL_SET_SESS_CACHE_SIZE | libssl::SSL_CTRL_SET_SESS_CACHE_MODE
+        ) {
+            // Keep libsslsess's copy of the cache settings in step.
+            entry!(SSL_CTX_ctrl, (), "ctx={ctx:?}, cmd={cmd}, larg={larg}" => {
+                if let Some(ctx) = NonNull::new(ctx) {
+                    CtxCache::of(ctx)?.refresh_settings(ctx)?;
+                }
+                Ok(())
+            });
+        }
+        return result;
     }
     entry!(SSL_CTX_ctrl, 0, "ctx={ctx:?}, cmd={cmd}, larg={larg}" => {
         let ctx = required(ctx, "ctx")?;

@@ -206,8 +206,25 @@ impl<S> Shard<S> {
         slot.session.is_some() && slot.seq == e.seq
     }
 
-    /// Stores a new entry; the key must not be present.
-    fn insert(&mut self, hasher: &KeyHasher, hash: u64, key: SessionKey, session: S, rank: Rank) {
+    /// Stores `session` under `key` unless the key is present: then returns
+    /// the slot that holds it, and the session back. One probe either way.
+    fn insert_or_find(
+        &mut self,
+        hasher: &KeyHasher,
+        hash: u64,
+        key: SessionKey,
+        session: S,
+        rank: Rank,
+    ) -> Result<(), (u32, S)> {
+        let chunks = &self.chunks;
+        let vacant = match self.index.entry(
+            hash,
+            |&i| slot_in(chunks, i).key == key,
+            |&j| hasher.hash_one(slot_in(chunks, j).key),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(found) => return Err((*found.get(), session)),
+            hashbrown::hash_table::Entry::Vacant(vacant) => vacant,
+        };
         let slot = Slot {
             session: Some(session),
             seq: rank.1,
@@ -215,7 +232,7 @@ impl<S> Shard<S> {
         };
         let i = match self.free.pop() {
             Some(i) => {
-                *self.slot_mut(i) = slot;
+                self.chunks[(i >> CHUNK_BITS) as usize][i as usize & (CHUNK - 1)] = slot;
                 i
             }
             None => {
@@ -227,11 +244,10 @@ impl<S> Shard<S> {
                 ((n << CHUNK_BITS) + self.chunks[n].len() - 1) as u32
             }
         };
-        let chunks = &self.chunks;
-        self.index
-            .insert_unique(hash, i, |&j| hasher.hash_one(slot_in(chunks, j).key));
+        vacant.insert(i);
         self.live += 1;
         self.push(rank, i);
+        Ok(())
     }
 
     /// Removes slot `i` (whose key hashes to `hash`) from the index and the
@@ -499,7 +515,7 @@ impl<S: PartialEq> SessionCache<S> {
         let (hash, shard) = self.locate(&key);
         let rank = self.next_rank(expiry);
         let mut guard = self.lock(shard);
-        if let Some(i) = guard.find(hash, &key) {
+        if let Err((i, session)) = guard.insert_or_find(&self.hasher, hash, key, session, rank) {
             // Same key: re-sort, and swap the object if it is another one.
             guard.rerank(i, rank);
             self.shards[shard].publish(&guard);
@@ -510,7 +526,6 @@ impl<S: PartialEq> SessionCache<S> {
             }
             return Added::Replaced(std::mem::replace(cached, session));
         }
-        guard.insert(&self.hasher, hash, key, session, rank);
         self.shards[shard].publish(&guard);
         drop(guard);
         self.len.fetch_add(1, Ordering::Relaxed);

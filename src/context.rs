@@ -15,7 +15,7 @@
 use std::cell::Cell;
 use std::ffi::{c_int, c_long, c_uchar, c_void};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use openssl_sys::{SSL, SSL_CTX, SSL_SESSION};
@@ -34,6 +34,12 @@ pub struct CtxCache {
     /// callback. libssl counted each as a miss and a callback hit; plain
     /// libssl would have counted neither, so the statistics subtract them.
     served: AtomicU64,
+    /// The context's cache mode and size limit, as libssl holds them, read
+    /// once and re-read after every `SSL_CTX_ctrl` that sets them (all of
+    /// which pass through libsslsess; libssl never sets them itself). -1:
+    /// not read yet.
+    mode: AtomicI64,
+    size_limit: AtomicI64,
 }
 
 impl CtxCache {
@@ -42,12 +48,36 @@ impl CtxCache {
             sessions: SessionCache::new(),
             app_get_cb: AtomicUsize::new(0),
             served: AtomicU64::new(0),
+            mode: AtomicI64::new(-1),
+            size_limit: AtomicI64::new(-1),
         }
     }
 
     /// The state of `ctx`, created on first use for a context that was born
     /// before libsslsess registered its ex_data index.
     pub fn of<'a>(ctx: NonNull<SSL_CTX>) -> Result<&'a CtxCache, Error> {
+        // Fast path: the context this thread used last, unless any context
+        // died since (its address could have been reused).
+        let generation = FREED_GENERATION.load(Ordering::Acquire);
+        if let Ok((last_ctx, state, seen)) = LAST_USED.try_with(Cell::get) {
+            if last_ctx == ctx.as_ptr() as usize && seen == generation && state != 0 {
+                // SAFETY: no state was freed since it was recorded, and ctx is
+                // live for this call.
+                return Ok(unsafe { &*(state as *const CtxCache) });
+            }
+        }
+        let state = Self::lookup_slow(ctx)?;
+        let _ = LAST_USED.try_with(|l| {
+            l.set((
+                ctx.as_ptr() as usize,
+                state as *const _ as usize,
+                generation,
+            ))
+        });
+        Ok(state)
+    }
+
+    fn lookup_slow<'a>(ctx: NonNull<SSL_CTX>) -> Result<&'a CtxCache, Error> {
         let idx = indices()?.ctx;
         // SAFETY: ctx is live for the duration of the call that asked; the
         // state it points to is freed only with the context.
@@ -67,6 +97,31 @@ impl CtxCache {
 
     pub fn len(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// `SSL_CTX_get_session_cache_mode(ctx)`.
+    pub fn mode(&self, ctx: NonNull<SSL_CTX>) -> Result<c_long, Error> {
+        match self.mode.load(Ordering::Relaxed) {
+            -1 => self.refresh_settings(ctx).map(|(mode, _)| mode),
+            mode => Ok(mode as c_long),
+        }
+    }
+
+    /// The cache's size limit, 0 for unbounded.
+    pub fn size_limit(&self, ctx: NonNull<SSL_CTX>) -> Result<usize, Error> {
+        match self.size_limit.load(Ordering::Relaxed) {
+            -1 => self.refresh_settings(ctx).map(|(_, size)| size),
+            size => Ok(size as usize),
+        }
+    }
+
+    /// Re-reads mode and size limit from libssl (after a control set them).
+    pub fn refresh_settings(&self, ctx: NonNull<SSL_CTX>) -> Result<(c_long, usize), Error> {
+        let mode = libssl::cache_mode(ctx.as_ptr())?;
+        let size = libssl::cache_size_limit(ctx.as_ptr())?;
+        self.mode.store(mode as i64, Ordering::Relaxed);
+        self.size_limit.store(size as i64, Ordering::Relaxed);
+        Ok((mode, size))
     }
 
     pub fn cache_full(&self) -> u64 {
@@ -212,6 +267,7 @@ unsafe extern "C" fn ctx_state_free(
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|&p| p != ptr as usize);
+        FREED_GENERATION.fetch_add(1, Ordering::AcqRel);
         let state = unsafe { Box::from_raw(ptr as *mut CtxCache) };
         // SSL_CTX_free flushed the cache (through our SSL_CTX_flush_sessions)
         // before freeing ex_data, unless libssl binds that call internally:
@@ -270,6 +326,16 @@ pub fn session_ctx_of(ssl: NonNull<SSL>) -> Result<NonNull<SSL_CTX>, Error> {
         .ok_or(Error::InvalidArgument("SSL has no SSL_CTX".into()))
 }
 
+/// Bumped whenever a context's state is freed: invalidates every thread's
+/// `LAST_USED`.
+static FREED_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// (context, its state, FREED_GENERATION when recorded): saves the
+    /// ex_data lookup when a thread works on one context, the usual case.
+    static LAST_USED: Cell<(usize, usize, u64)> = const { Cell::new((0, 0, 0)) };
+}
+
 thread_local! {
     /// The (context, session) our lookup just handed to libssl. libssl then
     /// "imports" it with `SSL_CTX_add_session`; plain libssl, having found
@@ -312,13 +378,13 @@ pub fn add(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Result<c_int
     if is_import_of_served(ctx, session) {
         return Ok(0);
     }
-    let mode = libssl::cache_mode(ctx.as_ptr())?;
+    let mode = state.mode(ctx)?;
     if mode & libssl::SSL_SESS_CACHE_UPDATE_TIME != 0 {
         // SAFETY: live session.
         unsafe { real::SSL_SESSION_set_time()?(session.as_ptr(), session::now() as c_long) };
     }
     let key = session::key_of(session)?;
-    let limit = libssl::cache_size_limit(ctx.as_ptr())?;
+    let limit = state.size_limit(ctx)?;
     // SAFETY: the caller passed a live session.
     let handle = unsafe { SessionRef::acquire(session) };
     match state
@@ -422,7 +488,7 @@ pub fn lookup(
     let _ = JUST_SERVED.try_with(|s| s.set((0, 0)));
     let ctx = session_ctx_of(ssl)?;
     let state = CtxCache::of(ctx)?;
-    let mode = libssl::cache_mode(ctx.as_ptr())?;
+    let mode = state.mode(ctx)?;
     if mode & libssl::SSL_SESS_CACHE_NO_INTERNAL_LOOKUP == 0 && !id.is_null() && len >= 0 {
         // SAFETY: libssl passes the client's id and its length.
         let id = unsafe { std::slice::from_raw_parts(id, len as usize) };
