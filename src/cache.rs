@@ -119,7 +119,9 @@ pub enum Added<S> {
     /// caller's handle comes back unused.
     Duplicate(S),
     /// Another object with the same key was cached: it leaves the cache.
-    Replaced(S),
+    /// As for a new key, the size limit is then enforced (it may have been
+    /// lowered since the last add).
+    Replaced { old: S, evicted: Vec<S> },
 }
 
 /// Order of a cached entry: earliest expiry first, then first inserted.
@@ -416,6 +418,8 @@ impl<S> Shard<S> {
 #[repr(align(64))]
 struct ShardCell<S> {
     shard: Mutex<Shard<S>>,
+    /// Seqlock over the two hint words: odd while a publish is under way.
+    hint_version: AtomicU32,
     earliest_expiry: AtomicI64,
     earliest_seq: AtomicU32,
 }
@@ -424,26 +428,45 @@ impl<S> ShardCell<S> {
     fn new() -> Self {
         ShardCell {
             shard: Mutex::new(Shard::new()),
+            hint_version: AtomicU32::new(0),
             earliest_expiry: AtomicI64::new(i64::MAX),
             earliest_seq: AtomicU32::new(u32::MAX),
         }
     }
 
-    /// Publishes the rank of the heap's root (call with the lock held).
+    /// Publishes the rank of the heap's root (call with the lock held, so
+    /// there is one writer at a time).
     fn publish(&self, shard: &Shard<S>) {
         let (expiry, seq) = shard
             .heap
             .first()
             .map_or((Expiry(i64::MAX), u32::MAX), |e| e.rank());
+        let v = self.hint_version.load(Ordering::Relaxed);
+        self.hint_version
+            .store(v.wrapping_add(1), Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Release);
         self.earliest_expiry.store(expiry.0, Ordering::Relaxed);
         self.earliest_seq.store(seq, Ordering::Relaxed);
+        self.hint_version
+            .store(v.wrapping_add(2), Ordering::Release);
     }
 
-    /// The published rank, or `None` for an empty heap.
+    /// The published rank, or `None` for an empty heap. A read that races
+    /// a publish is retried; after a few tries the shard counts as holding
+    /// the earliest possible entry, which only makes eviction look at it
+    /// under its lock.
     fn hint(&self) -> Option<Rank> {
-        let seq = self.earliest_seq.load(Ordering::Relaxed);
-        let expiry = self.earliest_expiry.load(Ordering::Relaxed);
-        (seq != u32::MAX || expiry != i64::MAX).then_some((Expiry(expiry), seq))
+        for _ in 0..4 {
+            let before = self.hint_version.load(Ordering::Acquire);
+            let expiry = self.earliest_expiry.load(Ordering::Relaxed);
+            let seq = self.earliest_seq.load(Ordering::Relaxed);
+            std::sync::atomic::fence(Ordering::Acquire);
+            if before % 2 == 0 && self.hint_version.load(Ordering::Relaxed) == before {
+                return (seq != u32::MAX || expiry != i64::MAX).then_some((Expiry(expiry), seq));
+            }
+            std::hint::spin_loop();
+        }
+        Some((Expiry(i64::MIN), 0))
     }
 }
 
@@ -500,8 +523,10 @@ impl<S: PartialEq> SessionCache<S> {
 
     fn locate(&self, key: &SessionKey) -> (u64, usize) {
         let hash = self.hasher.hash_one(key);
-        // The index uses the low bits; shard by the high ones.
-        (hash, (hash >> 60) as usize % SHARDS)
+        // hashbrown takes its bucket from the low bits and its 7-bit tag
+        // from the top ones; shard by bits in between so that neither loses
+        // entropy within a shard.
+        (hash, (hash >> 48) as usize % SHARDS)
     }
 
     fn next_rank(&self, expiry: Expiry) -> Rank {
@@ -515,20 +540,26 @@ impl<S: PartialEq> SessionCache<S> {
         let (hash, shard) = self.locate(&key);
         let rank = self.next_rank(expiry);
         let mut guard = self.lock(shard);
-        if let Err((i, session)) = guard.insert_or_find(&self.hasher, hash, key, session, rank) {
-            // Same key: re-sort, and swap the object if it is another one.
-            guard.rerank(i, rank);
-            self.shards[shard].publish(&guard);
-            let slot = guard.slot_mut(i);
-            let cached = slot.session.as_mut().expect("live slot");
-            if *cached == session {
-                return Added::Duplicate(session);
+        let replaced = match guard.insert_or_find(&self.hasher, hash, key, session, rank) {
+            Ok(()) => {
+                // Counted under the lock: a remove of this entry (which needs
+                // the same lock) can never be counted first.
+                self.len.fetch_add(1, Ordering::Relaxed);
+                None
             }
-            return Added::Replaced(std::mem::replace(cached, session));
-        }
+            Err((i, session)) => {
+                // Same key: re-sort, and swap the object if it is another one.
+                guard.rerank(i, rank);
+                let cached = guard.slot_mut(i).session.as_mut().expect("live slot");
+                if *cached == session {
+                    self.shards[shard].publish(&guard);
+                    return Added::Duplicate(session);
+                }
+                Some(std::mem::replace(cached, session))
+            }
+        };
         self.shards[shard].publish(&guard);
         drop(guard);
-        self.len.fetch_add(1, Ordering::Relaxed);
         let mut evicted = Vec::new();
         while limit > 0 && self.claim_eviction(limit) {
             match self.evict_earliest(Some((shard, hash, &key))) {
@@ -541,7 +572,10 @@ impl<S: PartialEq> SessionCache<S> {
                 }
             }
         }
-        Added::New { evicted }
+        match replaced {
+            None => Added::New { evicted },
+            Some(old) => Added::Replaced { old, evicted },
+        }
     }
 
     /// Takes one unit of excess over `limit` off `len`, if there is any, so
@@ -611,9 +645,9 @@ impl<S: PartialEq> SessionCache<S> {
         let mut guard = self.lock(shard);
         let i = guard.find(hash, key)?;
         let s = guard.take(hash, i);
+        self.len.fetch_sub(1, Ordering::Relaxed);
         self.shards[shard].publish(&guard);
         drop(guard);
-        self.len.fetch_sub(1, Ordering::Relaxed);
         Some(s)
     }
 
@@ -627,6 +661,15 @@ impl<S: PartialEq> SessionCache<S> {
         let guard = self.lock(shard);
         let i = guard.find(hash, key)?;
         guard.slot(i).session.clone()
+    }
+
+    /// Whether the entry under `key` holds the session `is_it` picks.
+    pub fn holds(&self, key: &SessionKey, is_it: impl Fn(&S) -> bool) -> bool {
+        let (hash, shard) = self.locate(key);
+        let guard = self.lock(shard);
+        guard
+            .find(hash, key)
+            .is_some_and(|i| guard.slot(i).session.as_ref().is_some_and(is_it))
     }
 
     pub fn contains(&self, key: &SessionKey) -> bool {
@@ -649,9 +692,9 @@ impl<S: PartialEq> SessionCache<S> {
                     guard.drain_while(&self.hasher, &mut out, |e| e.is_expired_at(t))
                 }
             }
+            self.len.fetch_sub(out.len() - before, Ordering::Relaxed);
             self.shards[shard].publish(&guard);
             drop(guard);
-            self.len.fetch_sub(out.len() - before, Ordering::Relaxed);
         }
         if in_order {
             // Each shard's run is already sorted: a stable sort merges runs.
@@ -742,7 +785,10 @@ mod tests {
         }
         let s1b = sess(1);
         match c.add(key(1), Expiry(100), s1b.clone(), 0) {
-            Added::Replaced(old) => assert_eq!(old, s1),
+            Added::Replaced { old, evicted } => {
+                assert_eq!(old, s1);
+                assert!(evicted.is_empty());
+            }
             other => panic!("{other:?}"),
         }
         assert_eq!(
@@ -792,6 +838,24 @@ mod tests {
             }
         }
         assert_eq!(ids(&evicted), (0..30).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn replacing_enforces_a_lowered_limit() {
+        let c = SessionCache::new();
+        for n in 1..=3 {
+            c.add(key(n), Expiry(n as i64), sess(n), 0);
+        }
+        match c.add(key(3), Expiry(3), sess(30), 2) {
+            Added::Replaced { old, evicted } => {
+                assert_eq!(*old.0, 3);
+                assert_eq!(ids(&evicted), vec![1]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.len(), 2);
+        assert!(c.holds(&key(3), |s| *s.0 == 30));
+        assert!(!c.holds(&key(3), |s| *s.0 == 3));
     }
 
     #[test]

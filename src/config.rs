@@ -26,12 +26,19 @@ extern "C" fn on_load() {
 #[unsafe(link_section = ".init_array")]
 static ON_LOAD: extern "C" fn() = on_load;
 
-/// Writes one line to stderr, prefixed, when tracing is on. The arguments
-/// are not evaluated otherwise.
+/// Writes one line to stderr, prefixed. Never panics: a server whose stderr
+/// is a closed pipe must not be brought down by a diagnostic.
+pub fn say(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "libsslsess: {args}");
+}
+
+/// `say`s one line when tracing is on. The arguments are not evaluated
+/// otherwise.
 macro_rules! trace {
     ($($arg:tt)*) => {
         if $crate::config::debug_enabled() {
-            eprintln!("libsslsess: {}", format_args!($($arg)*));
+            $crate::config::say(format_args!($($arg)*));
         }
     };
 }

@@ -16,7 +16,7 @@ use std::cell::Cell;
 use std::ffi::{c_int, c_long, c_uchar, c_void};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{LazyLock, Mutex, OnceLock, RwLock};
 
 use openssl_sys::{SSL, SSL_CTX, SSL_SESSION};
 
@@ -40,6 +40,27 @@ pub struct CtxCache {
     /// not read yet.
     mode: AtomicI64,
     size_limit: AtomicI64,
+}
+
+/// What a context's ex_data slot points to while the context is being
+/// freed: ex_data free callbacks that run after ours, and callbacks run by
+/// the final release, may still call into the cache; they must neither find
+/// the freed state nor create a new one.
+static DEAD: LazyLock<CtxCache> = LazyLock::new(CtxCache::new);
+
+/// Bumped whenever a context's state is freed: invalidates every thread's
+/// `LAST_USED`.
+static FREED_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// (context, its state, FREED_GENERATION when recorded): saves the
+    /// ex_data lookup when a thread works on one context, the usual case.
+    static LAST_USED: Cell<(usize, usize, u64)> = const { Cell::new((0, 0, 0)) };
+
+    /// The (context, session) our lookup just handed to libssl. libssl then
+    /// "imports" it with `SSL_CTX_add_session`; plain libssl, having found
+    /// it in its own cache, would not, so that one add is a no-op.
+    static JUST_SERVED: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
 }
 
 impl CtxCache {
@@ -67,13 +88,15 @@ impl CtxCache {
             }
         }
         let state = Self::lookup_slow(ctx)?;
-        let _ = LAST_USED.try_with(|l| {
-            l.set((
-                ctx.as_ptr() as usize,
-                state as *const _ as usize,
-                generation,
-            ))
-        });
+        if std::ptr::eq(state, &*DEAD) {
+            return Err(Error::Internal("the SSL_CTX is being freed"));
+        }
+        let record = (
+            ctx.as_ptr() as usize,
+            state as *const _ as usize,
+            generation,
+        );
+        let _ = LAST_USED.try_with(|l| l.set(record));
         Ok(state)
     }
 
@@ -97,6 +120,14 @@ impl CtxCache {
 
     pub fn len(&self) -> usize {
         self.sessions.len()
+    }
+
+    pub fn cache_full(&self) -> u64 {
+        self.sessions.cache_full()
+    }
+
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
     }
 
     /// `SSL_CTX_get_session_cache_mode(ctx)`.
@@ -124,14 +155,6 @@ impl CtxCache {
         Ok((mode, size))
     }
 
-    pub fn cache_full(&self) -> u64 {
-        self.sessions.cache_full()
-    }
-
-    pub fn served(&self) -> u64 {
-        self.served.load(Ordering::Relaxed)
-    }
-
     pub fn app_get_cb(&self) -> Option<GetSessionCb> {
         let f = self.app_get_cb.load(Ordering::Acquire);
         // SAFETY: only ever stores a GetSessionCb or 0.
@@ -155,10 +178,11 @@ fn attach(ctx: NonNull<SSL_CTX>, idx: c_int) -> Result<*mut CtxCache, Error> {
         ));
     }
     registry()
-        .lock()
+        .write()
         .unwrap_or_else(|p| p.into_inner())
         .push(state as usize);
     // Route the server's lookup through our cache (see `lookup`).
+    // SAFETY: live ctx; sets a field.
     unsafe {
         real::SSL_CTX_sess_set_get_cb()?(
             ctx.as_ptr(),
@@ -169,9 +193,9 @@ fn attach(ctx: NonNull<SSL_CTX>, idx: c_int) -> Result<*mut CtxCache, Error> {
 }
 
 /// Every live `CtxCache`, for the rare calls that must find a session in
-/// whichever cache holds it (a session's time changing).
-fn registry() -> &'static Mutex<Vec<usize>> {
-    static LIVE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+/// whichever cache holds it (a session's time changing). Read-mostly.
+fn registry() -> &'static RwLock<Vec<usize>> {
+    static LIVE: RwLock<Vec<usize>> = RwLock::new(Vec::new());
     &LIVE
 }
 
@@ -255,26 +279,35 @@ unsafe extern "C" fn ctx_state_free(
     parent: *mut c_void,
     ptr: *mut c_void,
     _ad: *mut openssl_sys::CRYPTO_EX_DATA,
-    _idx: c_int,
+    idx: c_int,
     _argl: c_long,
     _argp: *mut c_void,
 ) {
-    if ptr.is_null() {
+    if ptr.is_null() || std::ptr::eq(ptr as *const CtxCache, &*DEAD) {
         return;
     }
     let _ = std::panic::catch_unwind(|| {
+        let ctx = NonNull::new(parent as *mut SSL_CTX);
+        // From here on the context answers "being freed". The slot exists,
+        // so setting it reallocates nothing.
+        if let Some(ctx) = ctx {
+            // SAFETY: the context is live until its ex_data is freed.
+            let dead = &*DEAD as *const CtxCache as *mut c_void;
+            unsafe { openssl_sys::SSL_CTX_set_ex_data(ctx.as_ptr(), idx, dead) };
+        }
         registry()
-            .lock()
+            .write()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|&p| p != ptr as usize);
         FREED_GENERATION.fetch_add(1, Ordering::AcqRel);
+        // SAFETY: created by `attach`, unreachable from here on.
         let state = unsafe { Box::from_raw(ptr as *mut CtxCache) };
         // SSL_CTX_free flushed the cache (through our SSL_CTX_flush_sessions)
         // before freeing ex_data, unless libssl binds that call internally:
         // then the sessions are reported here, as SSL_CTX_free would have.
-        if let Some(ctx) = NonNull::new(parent as *mut SSL_CTX) {
+        if let Some(ctx) = ctx {
             if libssl::binds_internally() {
-                let _ = retire(ctx, state.sessions.flush(FlushScope::All, true));
+                retire(ctx, state.sessions.flush(FlushScope::All, true));
             }
         }
         drop(state);
@@ -326,24 +359,8 @@ pub fn session_ctx_of(ssl: NonNull<SSL>) -> Result<NonNull<SSL_CTX>, Error> {
         .ok_or(Error::InvalidArgument("SSL has no SSL_CTX".into()))
 }
 
-/// Bumped whenever a context's state is freed: invalidates every thread's
-/// `LAST_USED`.
-static FREED_GENERATION: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// (context, its state, FREED_GENERATION when recorded): saves the
-    /// ex_data lookup when a thread works on one context, the usual case.
-    static LAST_USED: Cell<(usize, usize, u64)> = const { Cell::new((0, 0, 0)) };
-}
-
-thread_local! {
-    /// The (context, session) our lookup just handed to libssl. libssl then
-    /// "imports" it with `SSL_CTX_add_session`; plain libssl, having found
-    /// it in its own cache, would not, so that one add is a no-op.
-    static JUST_SERVED: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
-}
-
-fn is_import_of_served(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> bool {
+/// Takes the "just served" mark if it is for (ctx, session).
+fn take_served_mark(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> bool {
     let this = (ctx.as_ptr() as usize, session.as_ptr() as usize);
     JUST_SERVED
         .try_with(|s| {
@@ -356,26 +373,46 @@ fn is_import_of_served(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> 
         .unwrap_or(false)
 }
 
-/// Releases sessions that left `ctx`'s cache by eviction or flush: each is
-/// made non-resumable and reported to the remove callback, in order.
-fn retire(ctx: NonNull<SSL_CTX>, gone: Vec<SessionRef>) -> Result<(), Error> {
-    let mut result = Ok(());
+/// Makes `session` non-resumable and reports it to `ctx`'s remove callback,
+/// as libssl does for every session that leaves a cache or is removed.
+///
+/// libssl has no setter for the flag: its own `SSL_CTX_remove_session` sets
+/// it on the session given, then calls the remove callback after releasing
+/// its lock, and that is what is called here. libssl's own cache is empty
+/// (or, under -Bsymbolic, holds only what libssl stored itself and must
+/// lose it too), so the call finds nothing else to do. libssl ignores a
+/// session with an empty id: such a session is non-resumable anyway unless
+/// it carries a ticket, and is reported directly.
+///
+/// Returns whether libssl's own cache held a session with that key.
+fn release_session(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Result<bool, Error> {
+    if session::has_empty_id(session) {
+        session::report_removed(ctx, session);
+        return Ok(false);
+    }
+    // SAFETY: live ctx and session.
+    Ok(unsafe { real::SSL_CTX_remove_session()?(ctx.as_ptr(), session.as_ptr()) } == 1)
+}
+
+/// Releases sessions that left `ctx`'s cache by eviction or flush, in order.
+/// A failure to mark one (libssl unresolved) does not stop the others.
+fn retire(ctx: NonNull<SSL_CTX>, gone: Vec<SessionRef>) {
     for s in gone {
         let ptr = NonNull::new(s.as_ptr()).expect("SessionRef is non-null");
-        if let Err(e) = session::mark_not_resumable(ptr) {
-            result = Err(e);
-        }
-        session::report_removed(ctx, ptr);
+        let _ = release_session(ctx, ptr);
         drop(s);
     }
-    result
 }
 
 /// `SSL_CTX_add_session`: 1 for a new key (or a replaced object), 0 when
 /// this very object is already cached.
 pub fn add(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Result<c_int, Error> {
     let state = CtxCache::of(ctx)?;
-    if is_import_of_served(ctx, session) {
+    let key = session::key_of(session)?;
+    // libssl's import of the session our lookup just served: a no-op, as
+    // for plain libssl's internal hit, but only if it is still that very
+    // object under that key (a race may have removed it since).
+    if take_served_mark(ctx, session) && state.sessions.holds(&key, |s| s.is(session)) {
         return Ok(0);
     }
     let mode = state.mode(ctx)?;
@@ -383,7 +420,6 @@ pub fn add(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Result<c_int
         // SAFETY: live session.
         unsafe { real::SSL_SESSION_set_time()?(session.as_ptr(), session::now() as c_long) };
     }
-    let key = session::key_of(session)?;
     let limit = state.size_limit(ctx)?;
     // SAFETY: the caller passed a live session.
     let handle = unsafe { SessionRef::acquire(session) };
@@ -392,15 +428,16 @@ pub fn add(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Result<c_int
         .add(key, session::expiry_of(session), handle, limit)
     {
         Added::New { evicted } => {
-            retire(ctx, evicted)?;
+            retire(ctx, evicted);
             Ok(1)
         }
         Added::Duplicate(ours) => {
             drop(ours);
             Ok(0)
         }
-        Added::Replaced(old) => {
+        Added::Replaced { old, evicted } => {
             drop(old);
+            retire(ctx, evicted);
             Ok(1)
         }
     }
@@ -417,16 +454,8 @@ pub fn remove(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Result<c_
         return Ok(0);
     }
     let removed = state.sessions.remove(&key);
-    let mut found = removed.is_some();
-    if libssl::binds_internally() {
-        // libssl's own cache may hold it; its remove also marks the session
-        // and calls the remove callback, once.
-        // SAFETY: live ctx and session.
-        found |= unsafe { real::SSL_CTX_remove_session()?(ctx.as_ptr(), session.as_ptr()) } == 1;
-    } else {
-        session::mark_not_resumable(session)?;
-        session::report_removed(ctx, session);
-    }
+    let in_libssl = release_session(ctx, session)?;
+    let found = removed.is_some() || in_libssl;
     drop(removed);
     Ok(found as c_int)
 }
@@ -443,7 +472,7 @@ pub fn flush(ctx: NonNull<SSL_CTX>, t: c_long) -> Result<(), Error> {
     // The order of removal is observable only through the remove callback.
     // SAFETY: live ctx.
     let in_order = unsafe { libssl::SSL_CTX_sess_get_remove_cb(ctx.as_ptr()) }.is_some();
-    retire(ctx, state.sessions.flush(scope, in_order))?;
+    retire(ctx, state.sessions.flush(scope, in_order));
     if libssl::binds_internally() {
         // SAFETY: live ctx.
         unsafe { real::SSL_CTX_flush_sessions()?(ctx.as_ptr(), t) };
@@ -464,14 +493,9 @@ pub fn has_matching_id(ssl: NonNull<SSL>, id: &[u8]) -> Result<c_int, Error> {
         return Ok(1);
     }
     if libssl::binds_internally() {
+        let len = id.len() as std::ffi::c_uint;
         // SAFETY: live ssl; id has id.len() bytes (at most 32 here).
-        return Ok(unsafe {
-            real::SSL_has_matching_session_id()?(
-                ssl.as_ptr(),
-                id.as_ptr(),
-                id.len() as std::ffi::c_uint,
-            )
-        });
+        return Ok(unsafe { real::SSL_has_matching_session_id()?(ssl.as_ptr(), id.as_ptr(), len) });
     }
     Ok(0)
 }
@@ -493,19 +517,11 @@ pub fn lookup(
         // SAFETY: libssl passes the client's id and its length.
         let id = unsafe { std::slice::from_raw_parts(id, len as usize) };
         let version = unsafe { openssl_sys::SSL_version(ssl.as_ptr()) };
-        if let Some(found) = SessionKey::new(version, id).and_then(|k| state.sessions.get(&k)) {
-            // SAFETY: found holds a reference.
-            if unsafe { libssl::SSL_SESSION_is_resumable(found.as_ptr()) } == 1 {
-                state.served.fetch_add(1, Ordering::Relaxed);
-                if mode & libssl::SSL_SESS_CACHE_NO_INTERNAL_STORE == 0 {
-                    let served = (ctx.as_ptr() as usize, found.as_ptr() as usize);
-                    let _ = JUST_SERVED.try_with(|s| s.set(served));
+        if let Some(key) = SessionKey::new(version, id) {
+            if let Some(found) = state.sessions.get(&key) {
+                if let Some(served) = serve(ctx, state, &key, found, mode, copy) {
+                    return Ok(served);
                 }
-                // libssl takes over our reference.
-                if !copy.is_null() {
-                    unsafe { *copy = 0 };
-                }
-                return Ok(found.into_raw());
             }
         }
     }
@@ -516,6 +532,36 @@ pub fn lookup(
     }
 }
 
+/// Hands a cached session to libssl's lookup, if it can be resumed: it must
+/// still carry the key it is cached under (`SSL_SESSION_set1_id` may have
+/// changed it; the handshake would then fail) and be resumable.
+fn serve(
+    ctx: NonNull<SSL_CTX>,
+    state: &CtxCache,
+    key: &SessionKey,
+    found: SessionRef,
+    mode: c_long,
+    copy: *mut c_int,
+) -> Option<*mut SSL_SESSION> {
+    let ptr = NonNull::new(found.as_ptr())?;
+    // SAFETY: found holds a reference.
+    if session::key_of(ptr).ok().as_ref() != Some(key)
+        || unsafe { libssl::SSL_SESSION_is_resumable(ptr.as_ptr()) } != 1
+    {
+        return None;
+    }
+    state.served.fetch_add(1, Ordering::Relaxed);
+    if mode & libssl::SSL_SESS_CACHE_NO_INTERNAL_STORE == 0 {
+        let mark = (ctx.as_ptr() as usize, ptr.as_ptr() as usize);
+        let _ = JUST_SERVED.try_with(|s| s.set(mark));
+    }
+    // libssl takes over our reference.
+    if !copy.is_null() {
+        unsafe { *copy = 0 };
+    }
+    Some(found.into_raw())
+}
+
 /// After a session's time or timeout changed: re-sort it in every cache
 /// that holds it, as libssl 3.0 re-sorts its own list.
 pub fn session_time_changed(session: NonNull<SSL_SESSION>) {
@@ -523,10 +569,12 @@ pub fn session_time_changed(session: NonNull<SSL_SESSION>) {
         return;
     };
     let expiry = session::expiry_of(session);
-    let live = registry().lock().unwrap_or_else(|p| p.into_inner());
+    let live = registry().read().unwrap_or_else(|p| p.into_inner());
     for &state in live.iter() {
         // SAFETY: registered states are live until removed under this lock.
         let state = unsafe { &*(state as *const CtxCache) };
-        state.sessions.reexpire_one(&key, |s| s.is(session), expiry);
+        if !state.sessions.is_empty() {
+            state.sessions.reexpire_one(&key, |s| s.is(session), expiry);
+        }
     }
 }

@@ -101,11 +101,11 @@ macro_rules! real_functions {
                     let name = concat!(stringify!($name), "\0");
                     let addr = super::resolve(CStr::from_bytes_with_nul(name.as_bytes()).unwrap());
                     if addr == 0 {
-                        eprintln!(
-                            "libsslsess: cannot find libssl's {}@OPENSSL_3.0.0; \
+                        crate::config::say(format_args!(
+                            "cannot find libssl's {}@OPENSSL_3.0.0; \
                              calls to it fail with an error (is libssl 3.0 loaded?)",
                             stringify!($name)
-                        );
+                        ));
                     }
                     addr
                 });
@@ -167,11 +167,11 @@ pub fn binds_internally() -> bool {
         let symbolic = crate::binding::has_relocation_against("libssl.so", "SSL_CTX_add_session")
             == Some(false);
         if symbolic {
-            eprintln!(
-                "libsslsess: warning: this libssl binds SSL_CTX_add_session and friends \
+            crate::config::say(format_args!(
+                "warning: this libssl binds SSL_CTX_add_session and friends \
                  internally (-Bsymbolic); sessions stored by handshakes stay in libssl's own \
                  cache, and libsslsess keeps the two caches consistent"
-            );
+            ));
         }
         symbolic
     })

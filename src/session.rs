@@ -2,13 +2,12 @@
 //! the cache needs to know of a session (its key and its expiry).
 
 use std::ptr::NonNull;
-use std::sync::OnceLock;
 
 use openssl_sys::{SSL_CTX, SSL_SESSION};
 
 use crate::cache::{Expiry, SessionKey};
 use crate::errors::Error;
-use crate::libssl::{self, real};
+use crate::libssl;
 
 /// One counted reference to an `SSL_SESSION`.
 ///
@@ -101,40 +100,12 @@ pub fn now() -> i64 {
     unsafe { libc::time(std::ptr::null_mut()) as i64 }
 }
 
-/// Makes `session` non-resumable, as libssl does to every session that
-/// leaves a cache by removal, eviction or flush.
-///
-/// libssl offers no setter for this; its `SSL_CTX_remove_session` sets the
-/// flag on the session it is given. It is called on a private "marker"
-/// context whose own (libssl) cache is empty and which has no callbacks, so
-/// the only effect is the flag. A few markers spread threads over a few
-/// locks. A session with an empty id is already non-resumable unless it
-/// carries a ticket, and libssl's remove ignores it.
-pub fn mark_not_resumable(session: NonNull<SSL_SESSION>) -> Result<(), Error> {
-    const MARKERS: usize = 4;
-    static POOL: [OnceLock<usize>; MARKERS] = [const { OnceLock::new() }; MARKERS];
-    thread_local! {
-        static PICK: usize = {
-            static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % MARKERS
-        };
-    }
-    let pick = PICK.try_with(|p| *p).unwrap_or(0);
-    let marker = *POOL[pick].get_or_init(|| {
-        // SAFETY: TLS_method() is a static method table; the context lives
-        // for the rest of the process.
-        real::SSL_CTX_new()
-            .map(|new| unsafe { new(openssl_sys::TLS_method()) } as usize)
-            .unwrap_or(0)
-    });
-    if marker == 0 {
-        return Err(Error::Internal(
-            "cannot create the context that marks sessions non-resumable",
-        ));
-    }
-    // SAFETY: marker is a live context; session is live.
-    unsafe { real::SSL_CTX_remove_session()?(marker as *mut SSL_CTX, session.as_ptr()) };
-    Ok(())
+/// Whether `session` has an empty session id.
+pub fn has_empty_id(session: NonNull<SSL_SESSION>) -> bool {
+    let mut len: std::ffi::c_uint = 0;
+    // SAFETY: live session.
+    unsafe { openssl_sys::SSL_SESSION_get_id(session.as_ptr(), &mut len) };
+    len == 0
 }
 
 /// Calls `ctx`'s remove-session callback, if it has one, with `session`.
