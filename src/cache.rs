@@ -210,6 +210,7 @@ impl<S> Shard<S> {
 
     /// Stores `session` under `key` unless the key is present: then returns
     /// the slot that holds it, and the session back. One probe either way.
+    /// `Ok(true)`: the new entry is the heap's root.
     fn insert_or_find(
         &mut self,
         hasher: &KeyHasher,
@@ -217,7 +218,7 @@ impl<S> Shard<S> {
         key: SessionKey,
         session: S,
         rank: Rank,
-    ) -> Result<(), (u32, S)> {
+    ) -> Result<bool, (u32, S)> {
         let chunks = &self.chunks;
         let vacant = match self.index.entry(
             hash,
@@ -248,8 +249,7 @@ impl<S> Shard<S> {
         };
         vacant.insert(i);
         self.live += 1;
-        self.push(rank, i);
-        Ok(())
+        Ok(self.push(rank, i))
     }
 
     /// Removes slot `i` (whose key hashes to `hash`) from the index and the
@@ -258,31 +258,52 @@ impl<S> Shard<S> {
         if let Ok(entry) = self.index.find_entry(hash, |&j| j == i) {
             entry.remove();
         }
+        self.release_slot(i)
+    }
+
+    /// Removes the entry under `key`, if any, with one probe.
+    fn take_key(&mut self, hash: u64, key: &SessionKey) -> Option<S> {
+        let chunks = &self.chunks;
+        let entry = self
+            .index
+            .find_entry(hash, |&i| slot_in(chunks, i).key == *key)
+            .ok()?;
+        let (i, _) = entry.remove();
+        Some(self.release_slot(i))
+    }
+
+    /// Frees slot `i` (already out of the index). Its heap element goes
+    /// stale; removals never grow the heap, so no compaction is needed here,
+    /// except that an emptied shard drops its heap at once.
+    fn release_slot(&mut self, i: u32) -> S {
         self.free.push(i);
         self.live -= 1;
-        let session = self
-            .slot_mut(i)
+        if self.live == 0 {
+            self.heap.clear();
+        }
+        self.slot_mut(i)
             .session
             .take()
-            .expect("live slot holds a session");
-        self.compact_if_stale();
-        session
+            .expect("live slot holds a session")
     }
 
     /// Gives slot `i` a new rank; its previous heap element goes stale.
-    fn rerank(&mut self, i: u32, rank: Rank) {
+    /// True when the new element is the heap's root.
+    fn rerank(&mut self, i: u32, rank: Rank) -> bool {
         self.slot_mut(i).seq = rank.1;
-        self.push(rank, i);
+        let root = self.push(rank, i);
         self.compact_if_stale();
+        root
     }
 
-    fn push(&mut self, rank: Rank, slot: u32) {
+    /// Pushes an element; true when it became the root.
+    fn push(&mut self, rank: Rank, slot: u32) -> bool {
         self.heap.push(HeapEntry {
             expiry: rank.0,
             seq: rank.1,
             slot,
         });
-        self.sift_up(self.heap.len() - 1);
+        self.sift_up(self.heap.len() - 1) == 0
     }
 
     fn pop_root(&mut self) -> Option<HeapEntry> {
@@ -335,11 +356,12 @@ impl<S> Shard<S> {
         // Set the excepted root aside, look, and put it back.
         self.pop_root();
         let next = self.earliest().map(|e| (e.rank(), e.slot));
-        self.push(root.rank(), root.slot);
+        let _ = self.push(root.rank(), root.slot);
         next
     }
 
-    fn sift_up(&mut self, mut pos: usize) {
+    /// Moves the element at `pos` up to its place, which it returns.
+    fn sift_up(&mut self, mut pos: usize) -> usize {
         let moving = self.heap[pos];
         while pos > 0 {
             let parent = (pos - 1) / 2;
@@ -350,6 +372,7 @@ impl<S> Shard<S> {
             pos = parent;
         }
         self.heap[pos] = moving;
+        pos
     }
 
     fn sift_down(&mut self, mut pos: usize) {
@@ -540,25 +563,31 @@ impl<S: PartialEq> SessionCache<S> {
         let (hash, shard) = self.locate(&key);
         let rank = self.next_rank(expiry);
         let mut guard = self.lock(shard);
+        // The published hint only needs refreshing when the new element is
+        // the root: otherwise the old root (maybe stale now) is still a
+        // lower bound.
         let replaced = match guard.insert_or_find(&self.hasher, hash, key, session, rank) {
-            Ok(()) => {
+            Ok(root) => {
                 // Counted under the lock: a remove of this entry (which needs
                 // the same lock) can never be counted first.
                 self.len.fetch_add(1, Ordering::Relaxed);
+                if root {
+                    self.shards[shard].publish(&guard);
+                }
                 None
             }
             Err((i, session)) => {
                 // Same key: re-sort, and swap the object if it is another one.
-                guard.rerank(i, rank);
+                if guard.rerank(i, rank) {
+                    self.shards[shard].publish(&guard);
+                }
                 let cached = guard.slot_mut(i).session.as_mut().expect("live slot");
                 if *cached == session {
-                    self.shards[shard].publish(&guard);
                     return Added::Duplicate(session);
                 }
                 Some(std::mem::replace(cached, session))
             }
         };
-        self.shards[shard].publish(&guard);
         drop(guard);
         let mut evicted = Vec::new();
         while limit > 0 && self.claim_eviction(limit) {
@@ -643,10 +672,13 @@ impl<S: PartialEq> SessionCache<S> {
     pub fn remove(&self, key: &SessionKey) -> Option<S> {
         let (hash, shard) = self.locate(key);
         let mut guard = self.lock(shard);
-        let i = guard.find(hash, key)?;
-        let s = guard.take(hash, i);
+        let s = guard.take_key(hash, key)?;
         self.len.fetch_sub(1, Ordering::Relaxed);
-        self.shards[shard].publish(&guard);
+        // The heap's root is unchanged (maybe stale now): the published hint
+        // is still a lower bound, unless the shard emptied.
+        if guard.heap.is_empty() {
+            self.shards[shard].publish(&guard);
+        }
         drop(guard);
         Some(s)
     }
