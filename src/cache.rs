@@ -159,11 +159,28 @@ struct Slot<S> {
 const CHUNK_BITS: u32 = 8;
 const CHUNK: usize = 1 << CHUNK_BITS;
 
+/// An index entry: a slab slot and the low half of its key's hash, so the
+/// table can grow, and probes can reject most candidates, without reading
+/// the slab.
+#[derive(Clone, Copy)]
+struct IndexEntry {
+    slot: u32,
+    hash: u32,
+}
+
+/// The hash the index works with, made from the low 32 bits of the key's
+/// hash in both halves (hashbrown takes its bucket from the low bits and its
+/// tag from the top ones), so that it can be rebuilt from `IndexEntry::hash`.
+fn index_hash(full: u64) -> u64 {
+    let low = full as u32 as u64;
+    low | low << 32
+}
+
 /// One shard: slab + hash index + heap. All methods run under the shard lock.
 struct Shard<S> {
     chunks: Vec<Vec<Slot<S>>>,
     free: Vec<u32>,
-    index: HashTable<u32>,
+    index: HashTable<IndexEntry>,
     heap: Vec<HeapEntry>,
     live: usize,
 }
@@ -196,11 +213,14 @@ impl<S> Shard<S> {
         self.live
     }
 
+    /// The slot holding `key`, whose index hash is `hash`.
     fn find(&self, hash: u64, key: &SessionKey) -> Option<u32> {
         let chunks = &self.chunks;
         self.index
-            .find(hash, |&i| slot_in(chunks, i).key == *key)
-            .copied()
+            .find(hash, |e| {
+                e.hash == hash as u32 && slot_in(chunks, e.slot).key == *key
+            })
+            .map(|e| e.slot)
     }
 
     fn is_live(&self, e: &HeapEntry) -> bool {
@@ -213,7 +233,6 @@ impl<S> Shard<S> {
     /// `Ok(true)`: the new entry is the heap's root.
     fn insert_or_find(
         &mut self,
-        hasher: &KeyHasher,
         hash: u64,
         key: SessionKey,
         session: S,
@@ -222,10 +241,12 @@ impl<S> Shard<S> {
         let chunks = &self.chunks;
         let vacant = match self.index.entry(
             hash,
-            |&i| slot_in(chunks, i).key == key,
-            |&j| hasher.hash_one(slot_in(chunks, j).key),
+            |e| e.hash == hash as u32 && slot_in(chunks, e.slot).key == key,
+            |e| index_hash(e.hash as u64),
         ) {
-            hashbrown::hash_table::Entry::Occupied(found) => return Err((*found.get(), session)),
+            hashbrown::hash_table::Entry::Occupied(found) => {
+                return Err((found.get().slot, session));
+            }
             hashbrown::hash_table::Entry::Vacant(vacant) => vacant,
         };
         let slot = Slot {
@@ -247,7 +268,10 @@ impl<S> Shard<S> {
                 ((n << CHUNK_BITS) + self.chunks[n].len() - 1) as u32
             }
         };
-        vacant.insert(i);
+        vacant.insert(IndexEntry {
+            slot: i,
+            hash: hash as u32,
+        });
         self.live += 1;
         Ok(self.push(rank, i))
     }
@@ -255,7 +279,7 @@ impl<S> Shard<S> {
     /// Removes slot `i` (whose key hashes to `hash`) from the index and the
     /// slab; returns its session. Its heap element goes stale.
     fn take(&mut self, hash: u64, i: u32) -> S {
-        if let Ok(entry) = self.index.find_entry(hash, |&j| j == i) {
+        if let Ok(entry) = self.index.find_entry(hash, |e| e.slot == i) {
             entry.remove();
         }
         self.release_slot(i)
@@ -266,10 +290,12 @@ impl<S> Shard<S> {
         let chunks = &self.chunks;
         let entry = self
             .index
-            .find_entry(hash, |&i| slot_in(chunks, i).key == *key)
+            .find_entry(hash, |e| {
+                e.hash == hash as u32 && slot_in(chunks, e.slot).key == *key
+            })
             .ok()?;
-        let (i, _) = entry.remove();
-        Some(self.release_slot(i))
+        let (e, _) = entry.remove();
+        Some(self.release_slot(e.slot))
     }
 
     /// Frees slot `i` (already out of the index). Its heap element goes
@@ -425,7 +451,7 @@ impl<S> Shard<S> {
                 break;
             }
             self.pop_root();
-            let hash = hasher.hash_one(self.slot(root.slot).key);
+            let hash = index_hash(hasher.hash_one(self.slot(root.slot).key));
             out.push((root.rank(), self.take(hash, root.slot)));
         }
     }
@@ -546,10 +572,8 @@ impl<S: PartialEq> SessionCache<S> {
 
     fn locate(&self, key: &SessionKey) -> (u64, usize) {
         let hash = self.hasher.hash_one(key);
-        // hashbrown takes its bucket from the low bits and its 7-bit tag
-        // from the top ones; shard by bits in between so that neither loses
-        // entropy within a shard.
-        (hash, (hash >> 48) as usize % SHARDS)
+        // The index uses the low 32 bits; shard by bits above them.
+        (index_hash(hash), (hash >> 48) as usize % SHARDS)
     }
 
     fn next_rank(&self, expiry: Expiry) -> Rank {
@@ -566,7 +590,7 @@ impl<S: PartialEq> SessionCache<S> {
         // The published hint only needs refreshing when the new element is
         // the root: otherwise the old root (maybe stale now) is still a
         // lower bound.
-        let replaced = match guard.insert_or_find(&self.hasher, hash, key, session, rank) {
+        let replaced = match guard.insert_or_find(hash, key, session, rank) {
             Ok(root) => {
                 // Counted under the lock: a remove of this entry (which needs
                 // the same lock) can never be counted first.
@@ -656,7 +680,7 @@ impl<S: PartialEq> SessionCache<S> {
             self.shards[shard].publish(&guard);
             if let Some((exact, i)) = found {
                 if exact == rank {
-                    let hash = self.hasher.hash_one(guard.slot(i).key);
+                    let hash = index_hash(self.hasher.hash_one(guard.slot(i).key));
                     let s = guard.take(hash, i);
                     self.shards[shard].publish(&guard);
                     drop(guard);
