@@ -22,15 +22,45 @@
 //! (callers get every removed handle back and drop it after the lock is
 //! released).
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use hashbrown::{DefaultHashBuilder, HashTable};
+use hashbrown::HashTable;
 
-/// Per-cache randomly seeded hasher (foldhash): fast on 40-byte keys, and
-/// the seed keeps chosen session ids from colliding on purpose.
-type KeyHasher = DefaultHashBuilder;
+/// Hashes session keys: three folded 64x64->128-bit multiplies over the
+/// key's five words, keyed by a per-cache random seed (the construction of
+/// wyhash/foldhash, specialised to one fixed-size input). Session ids are
+/// random in practice; the seed keeps ids chosen to collide from doing so
+/// in every process.
+struct KeyHasher {
+    seed: [u64; 3],
+}
+
+impl KeyHasher {
+    fn new() -> Self {
+        let random = RandomState::new();
+        let draw = |n: u64| {
+            let mut h = random.build_hasher();
+            h.write_u64(n);
+            h.finish()
+        };
+        KeyHasher {
+            seed: [draw(1), draw(2), draw(3)],
+        }
+    }
+
+    fn hash_one(&self, key: SessionKey) -> u64 {
+        fn fold(a: u64, b: u64) -> u64 {
+            let p = (a as u128).wrapping_mul(b as u128);
+            (p as u64) ^ ((p >> 64) as u64)
+        }
+        let w = key.words();
+        let h = fold(w[0] ^ self.seed[0], w[1] ^ self.seed[1]);
+        let h = fold(h ^ w[2], w[3] ^ self.seed[2]);
+        fold(h ^ w[4], self.seed[0] ^ 0x9e37_79b9_7f4a_7c15)
+    }
+}
 
 /// Number of shards per cache. A power of two; 16 keeps two to eight busy
 /// threads apart while an idle context costs only a few kilobytes.
@@ -48,17 +78,20 @@ pub struct SessionKey {
     id: [u8; MAX_ID_LEN],
 }
 
-impl Hash for SessionKey {
-    /// Five word writes instead of 34 byte writes.
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(((self.version as u64) << 8) | self.len as u64);
-        for word in self.id.chunks_exact(8) {
-            state.write_u64(u64::from_ne_bytes(word.try_into().expect("8 bytes")));
-        }
-    }
-}
-
 impl SessionKey {
+    /// The key as five words, for hashing.
+    fn words(&self) -> [u64; 5] {
+        let word =
+            |i: usize| u64::from_ne_bytes(self.id[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        [
+            ((self.version as u64) << 8) | self.len as u64,
+            word(0),
+            word(1),
+            word(2),
+            word(3),
+        ]
+    }
+
     /// `None` when the id is longer than TLS allows.
     pub fn new(version: i32, id: &[u8]) -> Option<Self> {
         if id.len() > MAX_ID_LEN {
@@ -541,7 +574,7 @@ impl<S: PartialEq> SessionCache<S> {
     pub fn new() -> Self {
         SessionCache {
             shards: std::array::from_fn(|_| ShardCell::new()),
-            hasher: KeyHasher::default(),
+            hasher: KeyHasher::new(),
             len: AtomicUsize::new(0),
             next_seq: AtomicU32::new(0),
             cache_full: AtomicU64::new(0),
@@ -571,7 +604,7 @@ impl<S: PartialEq> SessionCache<S> {
     }
 
     fn locate(&self, key: &SessionKey) -> (u64, usize) {
-        let hash = self.hasher.hash_one(key);
+        let hash = self.hasher.hash_one(*key);
         // The index uses the low 32 bits; shard by bits above them.
         (index_hash(hash), (hash >> 48) as usize % SHARDS)
     }
@@ -816,6 +849,29 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.id(), b"abc");
         assert!(SessionKey::new(0x0303, b"").unwrap().is_empty_id());
+    }
+
+    #[test]
+    fn key_hash_spreads_sequential_ids_over_shards_and_buckets() {
+        let h = KeyHasher::new();
+        let mut per_shard = [0usize; SHARDS];
+        let mut low = std::collections::HashSet::new();
+        for n in 0..64_000u32 {
+            let hash = h.hash_one(key(n));
+            per_shard[(hash >> 48) as usize % SHARDS] += 1;
+            low.insert(hash as u32);
+        }
+        // 4000 expected per shard; a poor hash of sequential ids piles up.
+        assert!(
+            per_shard.iter().all(|&c| (3500..4500).contains(&c)),
+            "{per_shard:?}"
+        );
+        // Birthday bound for 64k draws from 2^32: about 0.5 collisions.
+        assert!(low.len() >= 64_000 - 8, "{} distinct of 64000", low.len());
+        // Same key, same hash; another version, another hash.
+        assert_eq!(h.hash_one(key(7)), h.hash_one(key(7)));
+        let other = SessionKey::new(0x0304, &7u32.to_be_bytes()).unwrap();
+        assert_ne!(h.hash_one(key(7)), h.hash_one(other));
     }
 
     #[test]

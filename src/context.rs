@@ -49,18 +49,27 @@ pub struct CtxCache {
 static DEAD: LazyLock<CtxCache> = LazyLock::new(CtxCache::new);
 
 /// Bumped whenever a context's state is freed: invalidates every thread's
-/// `LAST_USED`.
+/// `last_used`.
 static FREED_GENERATION: AtomicU64 = AtomicU64::new(0);
 
-thread_local! {
+/// What each thread remembers (one thread-local, so one TLS lookup).
+struct ThreadMemory {
     /// (context, its state, FREED_GENERATION when recorded): saves the
     /// ex_data lookup when a thread works on one context, the usual case.
-    static LAST_USED: Cell<(usize, usize, u64)> = const { Cell::new((0, 0, 0)) };
-
+    last_used: Cell<(usize, usize, u64)>,
     /// The (context, session) our lookup just handed to libssl. libssl then
     /// "imports" it with `SSL_CTX_add_session`; plain libssl, having found
     /// it in its own cache, would not, so that one add is a no-op.
-    static JUST_SERVED: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+    just_served: Cell<(usize, usize)>,
+}
+
+thread_local! {
+    static THREAD: ThreadMemory = const {
+        ThreadMemory {
+            last_used: Cell::new((0, 0, 0)),
+            just_served: Cell::new((0, 0)),
+        }
+    };
 }
 
 impl CtxCache {
@@ -80,7 +89,7 @@ impl CtxCache {
         // Fast path: the context this thread used last, unless any context
         // died since (its address could have been reused).
         let generation = FREED_GENERATION.load(Ordering::Acquire);
-        if let Ok((last_ctx, state, seen)) = LAST_USED.try_with(Cell::get) {
+        if let Ok((last_ctx, state, seen)) = THREAD.try_with(|t| t.last_used.get()) {
             if last_ctx == ctx.as_ptr() as usize && seen == generation && state != 0 {
                 // SAFETY: no state was freed since it was recorded, and ctx is
                 // live for this call.
@@ -96,7 +105,7 @@ impl CtxCache {
             state as *const _ as usize,
             generation,
         );
-        let _ = LAST_USED.try_with(|l| l.set(record));
+        let _ = THREAD.try_with(|t| t.last_used.set(record));
         Ok(state)
     }
 
@@ -362,11 +371,11 @@ pub fn session_ctx_of(ssl: NonNull<SSL>) -> Result<NonNull<SSL_CTX>, Error> {
 /// Takes the "just served" mark if it is for (ctx, session).
 fn take_served_mark(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> bool {
     let this = (ctx.as_ptr() as usize, session.as_ptr() as usize);
-    JUST_SERVED
-        .try_with(|s| {
-            let hit = s.get() == this;
+    THREAD
+        .try_with(|t| {
+            let hit = t.just_served.get() == this;
             if hit {
-                s.set((0, 0));
+                t.just_served.set((0, 0));
             }
             hit
         })
@@ -385,8 +394,12 @@ fn take_served_mark(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> boo
 /// it carries a ticket, and is reported directly.
 ///
 /// Returns whether libssl's own cache held a session with that key.
-fn release_session(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Result<bool, Error> {
-    if session::has_empty_id(session) {
+fn release_session(
+    ctx: NonNull<SSL_CTX>,
+    session: NonNull<SSL_SESSION>,
+    empty_id: bool,
+) -> Result<bool, Error> {
+    if empty_id {
         session::report_removed(ctx, session);
         return Ok(false);
     }
@@ -399,7 +412,7 @@ fn release_session(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Resu
 fn retire(ctx: NonNull<SSL_CTX>, gone: Vec<SessionRef>) {
     for s in gone {
         let ptr = NonNull::new(s.as_ptr()).expect("SessionRef is non-null");
-        let _ = release_session(ctx, ptr);
+        let _ = release_session(ctx, ptr, session::has_empty_id(ptr));
         drop(s);
     }
 }
@@ -454,7 +467,7 @@ pub fn remove(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Result<c_
         return Ok(0);
     }
     let removed = state.sessions.remove(&key);
-    let in_libssl = release_session(ctx, session)?;
+    let in_libssl = release_session(ctx, session, false)?;
     let found = removed.is_some() || in_libssl;
     drop(removed);
     Ok(found as c_int)
@@ -509,7 +522,7 @@ pub fn lookup(
     len: c_int,
     copy: *mut c_int,
 ) -> Result<*mut SSL_SESSION, Error> {
-    let _ = JUST_SERVED.try_with(|s| s.set((0, 0)));
+    let _ = THREAD.try_with(|t| t.just_served.set((0, 0)));
     let ctx = session_ctx_of(ssl)?;
     let state = CtxCache::of(ctx)?;
     let mode = state.mode(ctx)?;
@@ -553,7 +566,7 @@ fn serve(
     state.served.fetch_add(1, Ordering::Relaxed);
     if mode & libssl::SSL_SESS_CACHE_NO_INTERNAL_STORE == 0 {
         let mark = (ctx.as_ptr() as usize, ptr.as_ptr() as usize);
-        let _ = JUST_SERVED.try_with(|s| s.set(mark));
+        let _ = THREAD.try_with(|t| t.just_served.set(mark));
     }
     // libssl takes over our reference.
     if !copy.is_null() {
