@@ -1,0 +1,642 @@
+/*
+ * benches/cachebench.c: the workloads of `make bench` (benches/run.sh).
+ *
+ * Linked to libssl only; benches/run.sh runs it once as is (plain libssl)
+ * and once with LD_PRELOAD=libsslsess, interleaved, and compares. Each run
+ * measures one workload group and prints "RESULT <name> <value>" lines:
+ *
+ *   cachebench ops THREADS [N]          cache calls on one SSL_CTX holding N
+ *                                       (100000) sessions: add, dupadd, remove,
+ *                                       flush, churn (ops per second)
+ *   cachebench hs 12|13 SESSIONS THREADS HANDSHAKES
+ *                                       resumed handshakes per second over
+ *                                       memory BIOs (TLS 1.2 session id or
+ *                                       TLS 1.3 stateful tickets)
+ *   cachebench mem [N]                  resident bytes per cached session
+ *   cachebench cg-ops N                 N adds + N removes inside
+ *                                       cg_region_ops (for callgrind
+ *                                       --toggle-collect)
+ *   cachebench cg-churn N               N adds into a full cache of 1000
+ *                                       (one eviction each) inside
+ *                                       cg_region_churn
+ *   cachebench cg-hs 12|13 N            N resumed handshakes inside
+ *                                       cg_region_hs
+ *
+ * Only the cache calls (or the handshakes) are timed: sessions, keys and
+ * contexts are made before the clock starts. Threads work on disjoint
+ * session sets of the same SSL_CTX and start together at a barrier; the
+ * time is the wall time from the first thread's start to the last one's end,
+ * except for a single thread, where it is the thread's CPU time (so that
+ * other processes on a shared machine do not count).
+ * Every run checks that the calls did what they should (counts, resumption),
+ * and exits non-zero otherwise: a benchmark of a broken run means nothing.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#define MAX_THREADS 64
+
+static void die(const char *what)
+{
+    fprintf(stderr, "cachebench: %s\n", what);
+    ERR_print_errors_fp(stderr);
+    exit(2);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The clock a thread reads for its own start and end. With one thread it
+ * is that thread's CPU time: on a shared machine, time spent descheduled
+ * while another process runs is no cost of the calls measured. With more
+ * threads it is wall time, since waiting for each other (on a lock) is. */
+static int single_thread;
+
+static double clock_s(void)
+{
+    return single_thread ? cpu_s() : now_s();
+}
+
+static int sslsess_active(void)
+{
+    int (*active)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "sslsess_is_active");
+    return active != NULL && active() == 1;
+}
+
+static void result(const char *name, double value)
+{
+    printf("RESULT %s %.6g\n", name, value);
+    fflush(stdout);
+}
+
+/* --- Synthetic sessions ------------------------------------------------ */
+
+static uint64_t rng_state;
+
+static uint64_t rng_next(void)
+{
+    /* splitmix64, seeded from RAND_bytes: random ids without paying for
+     * 100,000 calls into the DRBG. */
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* Sessions with random 32-byte ids, all with the same time and timeout:
+ * as sessions made within the same second. (Made across a second boundary,
+ * later ones would expire later; a re-added earlier one then makes libssl
+ * walk its expiry list, which would turn duplicate add into a lottery.) */
+static SSL_SESSION **make_sessions(int n, int version)
+{
+    long t = (long)time(NULL);
+    SSL_SESSION **s = calloc((size_t)n, sizeof(*s));
+    if (s == NULL)
+        die("out of memory");
+    if (rng_state == 0 && RAND_bytes((unsigned char *)&rng_state, sizeof(rng_state)) != 1)
+        die("RAND_bytes");
+    for (int i = 0; i < n; i++) {
+        unsigned char id[32];
+        for (int k = 0; k < 32; k += 8) {
+            uint64_t r = rng_next();
+            memcpy(id + k, &r, 8);
+        }
+        s[i] = SSL_SESSION_new();
+        if (s[i] == NULL || SSL_SESSION_set1_id(s[i], id, sizeof(id)) != 1
+            || SSL_SESSION_set_protocol_version(s[i], version) != 1
+            || SSL_SESSION_set_time(s[i], t) == 0)
+            die("cannot make a session");
+    }
+    return s;
+}
+
+static void free_sessions(SSL_SESSION **s, int n)
+{
+    for (int i = 0; i < n; i++)
+        SSL_SESSION_free(s[i]);
+    free(s);
+}
+
+static SSL_CTX *cache_ctx(long size)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL)
+        die("SSL_CTX_new");
+    SSL_CTX_sess_set_cache_size(ctx, size);
+    return ctx;
+}
+
+/* --- Threads ------------------------------------------------------------ */
+
+enum op { OP_ADD, OP_DUPADD, OP_REMOVE, OP_FLUSH, OP_CHURN };
+
+struct job {
+    SSL_CTX *ctx;
+    SSL_SESSION **s;
+    int from, to;
+    enum op op;
+    long sum; /* sum of return values */
+    pthread_barrier_t *start;
+    double t0, t1; /* this thread's start and end */
+};
+
+static void *cache_worker(void *arg)
+{
+    struct job *j = arg;
+    long sum = 0;
+    pthread_barrier_wait(j->start);
+    j->t0 = clock_s();
+    switch (j->op) {
+    case OP_ADD:
+    case OP_DUPADD:
+    case OP_CHURN:
+        for (int i = j->from; i < j->to; i++)
+            sum += SSL_CTX_add_session(j->ctx, j->s[i]);
+        break;
+    case OP_REMOVE:
+        for (int i = j->from; i < j->to; i++)
+            sum += SSL_CTX_remove_session(j->ctx, j->s[i]);
+        break;
+    case OP_FLUSH:
+        SSL_CTX_flush_sessions(j->ctx, 0);
+        break;
+    }
+    j->t1 = clock_s();
+    j->sum = sum;
+    return NULL;
+}
+
+/* Time of a group of threads: first start to last end (each thread reads
+ * the clock itself: the main thread may not run at all while they work).
+ * One thread: its CPU time (see clock_s). */
+static double span(double t0, double t1, double *first, double *last)
+{
+    if (t0 < *first)
+        *first = t0;
+    if (t1 > *last)
+        *last = t1;
+    return *last - *first;
+}
+
+/* Runs `op` on T threads over n sessions split in T slices; returns the
+ * wall time and the sum of the calls' return values. */
+static double run_op(int threads, SSL_CTX *ctx, SSL_SESSION **s, int n, enum op op, long *sum)
+{
+    pthread_t tid[MAX_THREADS];
+    struct job jobs[MAX_THREADS];
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, (unsigned)threads + 1);
+    for (int t = 0; t < threads; t++) {
+        jobs[t] = (struct job){ctx, s, (int)((long)n * t / threads),
+                               (int)((long)n * (t + 1) / threads), op, 0, &start, 0, 0};
+        if (pthread_create(&tid[t], NULL, cache_worker, &jobs[t]) != 0)
+            die("pthread_create");
+    }
+    pthread_barrier_wait(&start);
+    double first = 1e300, last = -1e300, dt = 0;
+    *sum = 0;
+    for (int t = 0; t < threads; t++) {
+        pthread_join(tid[t], NULL);
+        *sum += jobs[t].sum;
+        dt = span(jobs[t].t0, jobs[t].t1, &first, &last);
+    }
+    pthread_barrier_destroy(&start);
+    return dt;
+}
+
+static void expect(long got, long want, const char *what)
+{
+    if (got != want) {
+        fprintf(stderr, "cachebench: %s: got %ld, expected %ld\n", what, got, want);
+        exit(3);
+    }
+}
+
+/* --- ops ------------------------------------------------------------------ */
+
+static int cmd_ops(int threads, int n)
+{
+    SSL_SESSION **s = make_sessions(n, TLS1_2_VERSION);
+    long sum;
+    /* Warm-up, untimed: the allocator has served a cache of this size
+     * before, as in a server that has been running for a while. */
+    SSL_CTX *ctx = cache_ctx(2L * n);
+    run_op(threads, ctx, s, n, OP_ADD, &sum);
+    run_op(threads, ctx, s, n, OP_REMOVE, &sum);
+    SSL_CTX_free(ctx);
+
+    /* A bound above n (as a real server has one), never reached. */
+    ctx = cache_ctx(2L * n);
+
+    double t = run_op(threads, ctx, s, n, OP_ADD, &sum);
+    expect(sum, n, "add: sessions added");
+    expect(SSL_CTX_sess_number(ctx), n, "add: cache size");
+    result("add", n / t);
+
+    t = run_op(threads, ctx, s, n, OP_DUPADD, &sum);
+    expect(sum, 0, "duplicate add: return values");
+    expect(SSL_CTX_sess_number(ctx), n, "duplicate add: cache size");
+    result("dupadd", n / t);
+
+    t = run_op(threads, ctx, s, n, OP_REMOVE, &sum);
+    expect(sum, n, "remove: sessions removed");
+    expect(SSL_CTX_sess_number(ctx), 0, "remove: cache size");
+    result("remove", n / t);
+
+    /* Flush of a full cache: every thread calls flush(ctx, 0) at once. */
+    run_op(1, ctx, s, n, OP_ADD, &sum);
+    expect(sum, n, "flush: refill");
+    t = run_op(threads, ctx, s, n, OP_FLUSH, &sum);
+    expect(SSL_CTX_sess_number(ctx), 0, "flush: cache size");
+    result("flush", n / t);
+    SSL_CTX_free(ctx);
+
+    /* Churn: a cache of 1000, every add past it evicts one. */
+    ctx = cache_ctx(1000);
+    t = run_op(threads, ctx, s, n, OP_CHURN, &sum);
+    expect(sum, n, "churn: sessions added");
+    if (SSL_CTX_sess_number(ctx) > 1000 || SSL_CTX_sess_cache_full(ctx) < n - 1000)
+        die("churn: the cache did not stay within its size");
+    result("churn", n / t);
+    SSL_CTX_free(ctx);
+
+    free_sessions(s, n);
+    return 0;
+}
+
+/* --- mem ------------------------------------------------------------------ */
+
+static long rss_bytes(void)
+{
+    long size, resident;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL || fscanf(f, "%ld %ld", &size, &resident) != 2)
+        die("cannot read /proc/self/statm");
+    fclose(f);
+    return resident * sysconf(_SC_PAGESIZE);
+}
+
+static int cmd_mem(int n)
+{
+    SSL_SESSION **s = make_sessions(n, TLS1_2_VERSION);
+    /* Warm up: whatever the first add or remove initialises once per
+     * process is not a per-session cost. */
+    SSL_SESSION **w = make_sessions(1, TLS1_2_VERSION);
+    SSL_CTX *warm = cache_ctx(0);
+    SSL_CTX_add_session(warm, w[0]);
+    SSL_CTX_remove_session(warm, w[0]);
+    SSL_CTX_free(warm);
+    free_sessions(w, 1);
+
+    SSL_CTX *ctx = cache_ctx(0);
+    malloc_trim(0);
+    long before = rss_bytes();
+    long added = 0;
+    for (int i = 0; i < n; i++)
+        added += SSL_CTX_add_session(ctx, s[i]);
+    malloc_trim(0);
+    long after = rss_bytes();
+    expect(added, n, "mem: sessions added");
+    expect(SSL_CTX_sess_number(ctx), n, "mem: cache size");
+    result("mem", (double)(after - before) / n);
+    SSL_CTX_free(ctx);
+    free_sessions(s, n);
+    return 0;
+}
+
+/* --- Handshakes ------------------------------------------------------------ */
+
+static EVP_PKEY *server_key;
+static X509 *server_cert;
+
+static void make_key_and_cert(void)
+{
+    server_key = EVP_EC_gen("P-256");
+    server_cert = X509_new();
+    if (server_key == NULL || server_cert == NULL)
+        die("key generation");
+    X509_set_version(server_cert, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(server_cert), 1);
+    X509_gmtime_adj(X509_getm_notBefore(server_cert), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(server_cert), 86400);
+    X509_set_pubkey(server_cert, server_key);
+    X509_NAME *name = X509_get_subject_name(server_cert);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"cachebench", -1,
+                               -1, 0);
+    X509_set_issuer_name(server_cert, name);
+    if (X509_sign(server_cert, server_key, EVP_sha256()) == 0)
+        die("X509_sign");
+}
+
+static SSL_CTX *server_ctx(int version)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL || SSL_CTX_use_certificate(ctx, server_cert) != 1
+        || SSL_CTX_use_PrivateKey(ctx, server_key) != 1)
+        die("server context");
+    SSL_CTX_set_min_proto_version(ctx, version);
+    SSL_CTX_set_max_proto_version(ctx, version);
+    /* TLS 1.2: session ids; TLS 1.3: stateful tickets (the ticket is the
+     * cache key). One ticket per handshake. */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    SSL_CTX_set_num_tickets(ctx, 1);
+    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"cachebench", 10);
+    return ctx;
+}
+
+static SSL_CTX *client_ctx(int version)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL)
+        die("client context");
+    SSL_CTX_set_min_proto_version(ctx, version);
+    SSL_CTX_set_max_proto_version(ctx, version);
+    return ctx;
+}
+
+/* One handshake between a fresh client and server over a BIO pair,
+ * resuming *sess when set. Afterwards *sess is the session to resume next
+ * time (TLS 1.3: the ticket just received). Returns 1 when the server
+ * resumed, 0 for a full handshake; exits on failure. */
+static int handshake(SSL_CTX *sctx, SSL_CTX *cctx, SSL_SESSION **sess, int tls13)
+{
+    SSL *c = SSL_new(cctx), *s = SSL_new(sctx);
+    BIO *bc, *bs;
+    if (c == NULL || s == NULL || BIO_new_bio_pair(&bc, 0, &bs, 0) != 1)
+        die("SSL_new / BIO pair");
+    SSL_set_bio(c, bc, bc);
+    SSL_set_bio(s, bs, bs);
+    SSL_set_connect_state(c);
+    SSL_set_accept_state(s);
+    if (*sess != NULL && SSL_set_session(c, *sess) != 1)
+        die("SSL_set_session");
+    int cdone = 0, sdone = 0;
+    for (int round = 0; !(cdone && sdone); round++) {
+        if (round > 50)
+            die("handshake does not finish");
+        if (!cdone) {
+            int r = SSL_do_handshake(c);
+            if (r == 1)
+                cdone = 1;
+            else if (SSL_get_error(c, r) != SSL_ERROR_WANT_READ)
+                die("client handshake");
+        }
+        if (!sdone) {
+            int r = SSL_do_handshake(s);
+            if (r == 1)
+                sdone = 1;
+            else if (SSL_get_error(s, r) != SSL_ERROR_WANT_READ)
+                die("server handshake");
+        }
+    }
+    if (tls13) {
+        /* The client takes in the NewSessionTicket. */
+        unsigned char byte;
+        int r = SSL_read(c, &byte, 1);
+        if (r > 0 || SSL_get_error(c, r) != SSL_ERROR_WANT_READ)
+            die("client read of the ticket");
+    }
+    int reused = SSL_session_reused(s);
+    if (tls13 || !reused) {
+        SSL_SESSION_free(*sess);
+        *sess = SSL_get1_session(c);
+        if (*sess == NULL)
+            die("no client session");
+    }
+    /* As after a clean close: neither side's session is "bad". */
+    SSL_set_shutdown(c, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    SSL_set_shutdown(s, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    SSL_free(c);
+    SSL_free(s);
+    return reused;
+}
+
+struct hsjob {
+    SSL_CTX *sctx, *cctx;
+    SSL_SESSION *sess;
+    int tls13, count, not_resumed;
+    pthread_barrier_t *start;
+    double t0, t1;
+};
+
+static void *hs_worker(void *arg)
+{
+    struct hsjob *j = arg;
+    pthread_barrier_wait(j->start);
+    j->t0 = clock_s();
+    for (int i = 0; i < j->count; i++)
+        j->not_resumed += !handshake(j->sctx, j->cctx, &j->sess, j->tls13);
+    j->t1 = clock_s();
+    return NULL;
+}
+
+static void prefill(SSL_CTX *sctx, int n, int version)
+{
+    if (n <= 0)
+        return;
+    SSL_SESSION **s = make_sessions(n, version);
+    long added = 0;
+    for (int i = 0; i < n; i++)
+        added += SSL_CTX_add_session(sctx, s[i]);
+    expect(added, n, "prefill: sessions added");
+    free_sessions(s, n); /* the cache keeps its references */
+}
+
+static int cmd_hs(int proto, int sessions, int threads, int count)
+{
+    int tls13 = proto == 13, version = tls13 ? TLS1_3_VERSION : TLS1_2_VERSION;
+    make_key_and_cert();
+    SSL_CTX *sctx = server_ctx(version), *cctx = client_ctx(version);
+    if (tls13) {
+        /* libssl 3.0 keeps a stateful TLS 1.3 session after resuming it
+         * unless anti-replay is on (it is with early data enabled): then
+         * the server removes the session it resumes (single-use tickets)
+         * and caches the new ticket, and the cache keeps its size. No
+         * early data is sent. */
+        SSL_CTX_set_max_early_data(sctx, 16384);
+    }
+    prefill(sctx, sessions - threads, version);
+
+    struct hsjob jobs[MAX_THREADS];
+    pthread_t tid[MAX_THREADS];
+    for (int t = 0; t < threads; t++) {
+        jobs[t] = (struct hsjob){sctx, cctx, NULL, tls13, count, 0, NULL, 0, 0};
+        /* The real session, then a warm-up of resumed handshakes. */
+        if (handshake(sctx, cctx, &jobs[t].sess, tls13))
+            die("first handshake resumed");
+        for (int i = 0; i < 50; i++)
+            if (!handshake(sctx, cctx, &jobs[t].sess, tls13))
+                die("warm-up handshake not resumed");
+    }
+    long cached = SSL_CTX_sess_number(sctx);
+
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, (unsigned)threads + 1);
+    for (int t = 0; t < threads; t++) {
+        jobs[t].start = &start;
+        if (pthread_create(&tid[t], NULL, hs_worker, &jobs[t]) != 0)
+            die("pthread_create");
+    }
+    pthread_barrier_wait(&start);
+    double first = 1e300, last = -1e300, dt = 0;
+    int not_resumed = 0;
+    for (int t = 0; t < threads; t++) {
+        pthread_join(tid[t], NULL);
+        not_resumed += jobs[t].not_resumed;
+        dt = span(jobs[t].t0, jobs[t].t1, &first, &last);
+    }
+    expect(not_resumed, 0, "handshakes that did not resume");
+    long cached_after = SSL_CTX_sess_number(sctx);
+    long want = sessions > threads ? sessions : threads;
+    if (cached != want || cached_after != want)
+        fprintf(stderr, "cachebench: note: %ld then %ld sessions cached, expected %ld\n", cached,
+                cached_after, want);
+    result("hs", (double)count * threads / dt);
+    result("cached", (double)cached_after);
+    for (int t = 0; t < threads; t++)
+        SSL_SESSION_free(jobs[t].sess);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    return 0;
+}
+
+/* --- callgrind regions (their names are what --toggle-collect selects) --- */
+
+__attribute__((noinline)) void cg_region_ops(SSL_CTX *ctx, SSL_SESSION **s, int n, long *sum)
+{
+    for (int i = 0; i < n; i++)
+        *sum += SSL_CTX_add_session(ctx, s[i]);
+    for (int i = 0; i < n; i++)
+        *sum += SSL_CTX_remove_session(ctx, s[i]);
+}
+
+__attribute__((noinline)) void cg_region_churn(SSL_CTX *ctx, SSL_SESSION **s, int n, long *sum)
+{
+    for (int i = 0; i < n; i++)
+        *sum += SSL_CTX_add_session(ctx, s[i]);
+}
+
+__attribute__((noinline)) int cg_region_hs(SSL_CTX *sctx, SSL_CTX *cctx, SSL_SESSION **sess,
+                                           int tls13, int n)
+{
+    int resumed = 0;
+    for (int i = 0; i < n; i++)
+        resumed += handshake(sctx, cctx, sess, tls13);
+    return resumed;
+}
+
+static int cmd_cg_ops(int n)
+{
+    SSL_SESSION **s = make_sessions(n, TLS1_2_VERSION);
+    /* What the first add and remove set up once per process is not a
+     * per-operation cost: done before the counted region. */
+    SSL_CTX *ctx = cache_ctx(0);
+    SSL_CTX_add_session(ctx, s[0]);
+    SSL_CTX_remove_session(ctx, s[0]);
+    SSL_CTX_free(ctx);
+    ctx = cache_ctx(2L * n);
+    long sum = 0;
+    cg_region_ops(ctx, s, n, &sum);
+    expect(sum, 2L * n, "cg-ops: adds + removes");
+    SSL_CTX_free(ctx);
+    free_sessions(s, n);
+    return 0;
+}
+
+/* N adds into a cache of 1000 (already full): an eviction per add. */
+static int cmd_cg_churn(int n)
+{
+    SSL_SESSION **s = make_sessions(n + 1000, TLS1_2_VERSION);
+    SSL_CTX *ctx = cache_ctx(0); /* one-time set-up out of the count */
+    SSL_CTX_add_session(ctx, s[0]);
+    SSL_CTX_remove_session(ctx, s[0]);
+    SSL_CTX_free(ctx);
+    ctx = cache_ctx(1000);
+    long sum = 0;
+    for (int i = 0; i < 1000; i++)
+        sum += SSL_CTX_add_session(ctx, s[i]);
+    cg_region_churn(ctx, s + 1000, n, &sum);
+    expect(sum, 1000L + n, "cg-churn: adds");
+    if (SSL_CTX_sess_cache_full(ctx) < n - 1)
+        die("cg-churn: no eviction on every add");
+    SSL_CTX_free(ctx);
+    free_sessions(s, n + 1000);
+    return 0;
+}
+
+static int cmd_cg_hs(int proto, int n)
+{
+    int tls13 = proto == 13, version = tls13 ? TLS1_3_VERSION : TLS1_2_VERSION;
+    make_key_and_cert();
+    SSL_CTX *sctx = server_ctx(version), *cctx = client_ctx(version);
+    SSL_SESSION *sess = NULL;
+    handshake(sctx, cctx, &sess, tls13);
+    handshake(sctx, cctx, &sess, tls13);
+    expect(cg_region_hs(sctx, cctx, &sess, tls13, n), n, "cg-hs: resumed handshakes");
+    SSL_SESSION_free(sess);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    return 0;
+}
+
+static int arg(int argc, char **argv, int i, int dflt)
+{
+    return i < argc ? atoi(argv[i]) : dflt;
+}
+
+int main(int argc, char **argv)
+{
+    const char *cmd = argc > 1 ? argv[1] : "";
+    printf("LIB %s\n", sslsess_active() ? "sslsess" : "plain");
+    if (strcmp(cmd, "ops") == 0) {
+        int threads = arg(argc, argv, 2, 1);
+        if (threads < 1 || threads > MAX_THREADS)
+            die("bad thread count");
+        single_thread = threads == 1;
+        return cmd_ops(threads, arg(argc, argv, 3, 100000));
+    }
+    if (strcmp(cmd, "hs") == 0 && argc >= 6) {
+        int threads = arg(argc, argv, 4, 1);
+        if (threads < 1 || threads > MAX_THREADS)
+            die("bad thread count");
+        single_thread = threads == 1;
+        return cmd_hs(arg(argc, argv, 2, 12), arg(argc, argv, 3, 1), threads,
+                      arg(argc, argv, 5, 2000));
+    }
+    if (strcmp(cmd, "mem") == 0)
+        return cmd_mem(arg(argc, argv, 2, 100000));
+    if (strcmp(cmd, "cg-ops") == 0)
+        return cmd_cg_ops(arg(argc, argv, 2, 10000));
+    if (strcmp(cmd, "cg-churn") == 0)
+        return cmd_cg_churn(arg(argc, argv, 2, 10000));
+    if (strcmp(cmd, "cg-hs") == 0)
+        return cmd_cg_hs(arg(argc, argv, 2, 12), arg(argc, argv, 3, 200));
+    fprintf(stderr, "usage: cachebench ops THREADS [N] | hs 12|13 SESSIONS THREADS HANDSHAKES"
+                    " | mem [N] | cg-ops N | cg-churn N | cg-hs 12|13 N\n");
+    return 2;
+}

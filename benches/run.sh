@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# benches/run.sh: `make bench`, libsslsess against plain libssl side by side.
+#
+# One binary (benches/cachebench.c, linked to libssl only) runs every
+# workload twice per repetition: plain libssl, then with libsslsess
+# LD_PRELOADed, alternating (plain, libsslsess, plain, libsslsess, ...), so
+# both see the same machine state. Medians of the repetitions are compared;
+# ratio = libsslsess / plain for throughput (> 1: libsslsess is faster).
+# Then callgrind instruction counts of a small fixed run, a figure without
+# timing noise. Targets are issue 4's; each prints PASS or FAIL. The table is
+# also written to $SSLSESS_BUILD/bench.md for the README. Each line also
+# shows each side's spread (fastest and slowest run against the median) and
+# the median of the per-repetition ratios (each libsslsess run against the
+# plain run just before it), which is less sensitive to load that comes and
+# goes; a verdict uses the ratio of the medians.
+#
+# Knobs (environment): BENCH_REPS_OPS, BENCH_REPS_HS (repetitions; default
+# 21 and 25), BENCH_HS12, BENCH_HS13 (handshakes per thread per repetition),
+# BENCH_SESSIONS (cache workloads; default 100000), BENCH_QUICK=1 (a short
+# smoke run: fewer repetitions and handshakes; its figures mean little).
+# Exit status: 0 when every run was valid, whatever the targets say (this
+# is a benchmark, not a test); non-zero if a run failed.
+
+source "$(dirname "${BASH_SOURCE[0]}")/../tests-c/lib.sh"
+
+BIN=$SSLSESS_BUILD/cachebench
+RAW=$SSLSESS_BUILD/bench-raw.txt
+MD=$SSLSESS_BUILD/bench.md
+CGDIR=$SSLSESS_BUILD/callgrind
+
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+    : "${BENCH_REPS_OPS:=5}" "${BENCH_REPS_HS:=5}" "${BENCH_HS12:=500}" "${BENCH_HS13:=100}"
+fi
+REPS_OPS=${BENCH_REPS_OPS:-21}
+REPS_HS=${BENCH_REPS_HS:-25}
+HS12=${BENCH_HS12:-4000}
+HS13=${BENCH_HS13:-800}
+N=${BENCH_SESSIONS:-100000}
+[ "$REPS_OPS" -ge 5 ] && [ "$REPS_HS" -ge 5 ] || { echo "bench: at least 5 repetitions" >&2; exit 2; }
+
+NPROC=$(nproc)
+THREADS=(1 2)
+[ "$NPROC" -gt 2 ] && THREADS+=("$NPROC")
+
+build_plain "$BIN" "$SSLSESS_ROOT/benches/cachebench.c"
+[ -f "$SSLSESS_LIB" ] || { echo "bench: $SSLSESS_LIB is missing (make lib)" >&2; exit 2; }
+: >"$RAW"
+started=$SECONDS
+
+# run_one LIB KEY ARGS...: one run of the benchmark on LIB (plain|sslsess);
+# appends "KEY LIB NAME VALUE" per result to $RAW.
+run_one() {
+    local lib=$1 key=$2; shift 2
+    local out
+    if [ "$lib" = sslsess ]; then
+        out=$(LD_PRELOAD="$SSLSESS_LIB" run_bounded 300 "$BIN" "$@")
+    else
+        out=$(run_bounded 300 "$BIN" "$@")
+    fi || { echo "bench: '$lib $*' failed" >&2; exit 1; }
+    # The run must say which library served it: a preload that did not take
+    # would compare libssl with itself.
+    grep -qx "LIB $lib" <<<"$out" || { echo "bench: '$*' ran on the wrong library" >&2; exit 1; }
+    awk -v key="$key" -v lib="$lib" '$1 == "RESULT" { print key, lib, $2, $3 }' <<<"$out" >>"$RAW"
+}
+
+# interleave REPS KEY ARGS...: REPS repetitions, plain and libsslsess alternating.
+interleave() {
+    local reps=$1 key=$2; shift 2
+    printf '  %-28s' "$key"
+    for ((r = 1; r <= reps; r++)); do
+        run_one plain "$key" "$@"
+        run_one sslsess "$key" "$@"
+        printf '.'
+    done
+    printf ' %ds\n' $((SECONDS - started))
+}
+
+banner "libsslsess benchmark: $NPROC CPUs, $(openssl version 2>/dev/null | cut -d' ' -f1-2)," \
+    "$REPS_OPS/$REPS_HS repetitions, sessions=$N, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+
+echo "cache operations ($N sessions, one SSL_CTX)"
+for t in "${THREADS[@]}"; do
+    interleave "$REPS_OPS" "ops:$t" ops "$t" "$N"
+done
+
+echo "resumed handshakes (memory BIOs; TLS 1.2 x$HS12, TLS 1.3 x$HS13 per thread per repetition)"
+for proto in 12 13; do
+    count=$HS12
+    [ "$proto" = 13 ] && count=$HS13
+    for sessions in 1 10000; do
+        for t in "${THREADS[@]}"; do
+            interleave "$REPS_HS" "hs:$proto:$sessions:$t" hs "$proto" "$sessions" "$t" "$count"
+        done
+    done
+done
+
+echo "memory ($N sessions)"
+interleave 5 "mem" mem "$N"
+
+# Callgrind: instructions inside cg_region_* only (setup excluded).
+echo "callgrind (instructions executed, fixed runs)"
+mkdir -p "$CGDIR"
+callgrind() {
+    local lib=$1 key=$2; shift 2
+    local out=$CGDIR/$key.$lib.out pre=()
+    [ "$lib" = sslsess ] && pre=(env "LD_PRELOAD=$SSLSESS_LIB")
+    "${pre[@]}" valgrind --tool=callgrind --toggle-collect='cg_region_*' \
+        --callgrind-out-file="$out" "$BIN" "$@" >/dev/null 2>"$out.log" ||
+        { echo "bench: callgrind '$lib $*' failed (see $out.log)" >&2; exit 1; }
+    local ir
+    ir=$(awk '$1 == "totals:" { print $2 }' "$out")
+    [ -n "$ir" ] || { echo "bench: no totals in $out" >&2; exit 1; }
+    echo "$key $lib ir $ir" >>"$RAW"
+}
+for lib in plain sslsess; do
+    callgrind "$lib" cg-ops cg-ops 10000
+    callgrind "$lib" cg-churn cg-churn 10000
+    callgrind "$lib" cg-hs12 cg-hs 12 200
+    callgrind "$lib" cg-hs13 cg-hs 13 200
+done
+echo "  done $((SECONDS - started))s (profiles: $CGDIR/*.out, callgrind_annotate FILE)"
+
+# --- Summary ---------------------------------------------------------------
+CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+CAPTION="\`make bench\` on $NPROC x ${CPU_MODEL:-unknown CPU}, $(openssl version | cut -d' ' -f1-2), $(date -u +%Y-%m-%d): medians of $REPS_OPS (cache operations) and $REPS_HS (handshakes) runs, plain libssl and libsslsess alternating."
+python3 - "$RAW" "$MD" "$N" "${THREADS[*]}" "$HS12" "$HS13" "$CAPTION" <<'PY'
+import statistics, sys
+from collections import defaultdict
+
+raw, md_path, n, threads, hs12, hs13, caption = sys.argv[1:8]
+n = int(n)
+threads = [int(t) for t in threads.split()]
+vals = defaultdict(list)
+for line in open(raw):
+    key, lib, name, value = line.split()
+    vals[(key, name, lib)].append(float(value))
+
+def med(key, name, lib):
+    v = vals.get((key, name, lib))
+    return statistics.median(v) if v else None
+
+def rate(x):
+    for div, unit in ((1e6, "M/s"), (1e3, "k/s")):
+        if x >= div:
+            return f"{x / div:.3g} {unit}"
+    return f"{x:.3g}/s"
+
+def spread(key, name, lib):
+    v = sorted(vals[(key, name, lib)])
+    m = statistics.median(v)
+    return f"{(v[0] / m - 1) * 100:+.0f}%/{(v[-1] / m - 1) * 100:+.0f}%"
+
+def th(t):
+    return "1 thread" if t == 1 else f"{t} threads"
+
+rows = []  # (workload, plain, sslsess, ratio, target, verdict)
+lines = []
+
+def throughput(label, key, name, target):
+    p, s = med(key, name, "plain"), med(key, name, "sslsess")
+    ratio = s / p
+    # Runs alternate plain, libsslsess, plain, ...: pair each with the one before.
+    paired = statistics.median(b / a for a, b in zip(vals[(key, name, "plain")],
+                                                     vals[(key, name, "sslsess")]))
+    ok = ratio >= target
+    rows.append((label, rate(p), rate(s), f"{ratio:.2f}x", f">= {target:.2f}x",
+                 "PASS" if ok else "FAIL"))
+    lines.append(f"{'PASS' if ok else 'FAIL'}  {label}: plain {rate(p)} "
+                 f"[{spread(key, name, 'plain')}], libsslsess {rate(s)} "
+                 f"[{spread(key, name, 'sslsess')}], ratio {ratio:.3f} "
+                 f"(paired {paired:.3f}; target >= {target:.2f})")
+
+ops = [("add", "add"), ("duplicate add", "dupadd"), ("remove", "remove"),
+       ("churn (cache of 1000, evicts on every add)", "churn")]
+for t in threads:
+    for label, name in ops:
+        throughput(f"{label}, {n // 1000}k sessions, {th(t)}", f"ops:{t}", name,
+                   1.0 if t == 1 else 1.5)
+    flabel = f"flush of {n // 1000}k sessions" + ("" if t == 1 else f", {t} threads flushing at once")
+    throughput(flabel, f"ops:{t}", "flush", 1.0)
+for proto in ("12", "13"):
+    kind = "TLS 1.2 session id" if proto == "12" else "TLS 1.3 stateful ticket"
+    for sessions in (1, 10000):
+        for t in threads:
+            throughput(f"resumed handshakes, {kind}, {sessions:,} cached, {th(t)}",
+                       f"hs:{proto}:{sessions}:{t}", "hs", 0.99)
+
+p, s = med("mem", "mem", "plain"), med("mem", "mem", "sslsess")
+ok = s <= p + 64
+rows.append((f"memory per cached session ({n // 1000}k sessions)", f"{p:.0f} B", f"{s:.0f} B",
+             f"{s - p:+.0f} B", "<= plain + 64 B", "PASS" if ok else "FAIL"))
+lines.append(f"{'PASS' if ok else 'FAIL'}  memory per cached session: plain {p:.1f} B, "
+             f"libsslsess {s:.1f} B ({s - p:+.1f} B; target <= plain + 64 B)")
+
+cg = [("cg-ops", "callgrind: instructions per add or remove (10k adds + 10k removes)", 20000),
+      ("cg-churn", "callgrind: instructions per add that evicts (10k, cache of 1000)", 10000),
+      ("cg-hs12", "callgrind: instructions per resumed TLS 1.2 handshake (200)", 200),
+      ("cg-hs13", "callgrind: instructions per resumed TLS 1.3 handshake (200)", 200)]
+for key, label, per in cg:
+    p, s = med(key, "ir", "plain") / per, med(key, "ir", "sslsess") / per
+    rows.append((label, f"{p:,.0f}", f"{s:,.0f}", f"{p / s:.2f}x", "(info)", ""))
+    lines.append(f"info  {label}: plain {p:,.0f}, libsslsess {s:,.0f} "
+                 f"({s - p:+,.0f} per op; plain/libsslsess {p / s:.3f})")
+
+print()
+print("\n".join(lines))
+failed = sum(1 for r in rows if r[5] == "FAIL")
+passed = sum(1 for r in rows if r[5] == "PASS")
+
+md = ["| workload | plain libssl | libsslsess | ratio | target | result |",
+      "|---|---|---|---|---|---|"]
+md += ["| " + " | ".join(r) + " |" for r in rows]
+note = ("ratio: libsslsess / plain for throughput (> 1: libsslsess is faster); "
+        "for memory the difference; for callgrind plain / libsslsess "
+        "(> 1: libsslsess executes fewer instructions).")
+with open(md_path, "w") as f:
+    f.write(caption + "\n\n" + "\n".join(md) + "\n\n" + note + "\n")
+print()
+print(caption)
+print()
+print("\n".join(md))
+print()
+print(note)
+print(f"\nbench: {passed} targets PASS, {failed} FAIL (table in {md_path})")
+PY
+echo "bench: total $((SECONDS - started))s"

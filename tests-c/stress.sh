@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# tests-c/stress.sh: the threaded stress test (`make stress`, part of
+# `make check`; issue 4, item 4). tests-c/stress.c runs several threads
+# adding, removing, flushing, looking up and handshaking on two shared
+# contexts with small caches, then checks the books balance and that every
+# session created was freed exactly once. Runs:
+#   1. linked ahead of libssl, a large run;
+#   2. LD_PRELOADed into the plain binary;
+#   3. linked, under valgrind memcheck (smaller; no errors, no definite leak);
+#   4. linked, under helgrind (only with STRESS_HELGRIND=1: `make helgrind`);
+#   5. plain libssl alone, the reference (the same CHECKs hold there).
+# Every run is bounded in time; the whole takes well under a minute.
+# Ends with "stress-suite: N passed, N failed" (one count per run).
+#
+# Sizes: STRESS_THREADS (4), STRESS_OPS / STRESS_HS (large runs: operations
+# and handshakes per thread), STRESS_VG_OPS / STRESS_VG_HS (memcheck),
+# STRESS_HG_OPS / STRESS_HG_HS (helgrind). A run under valgrind serialises
+# the threads, but valgrind's scheduler switches between them, so they still
+# interleave on the shared caches.
+# Helgrind knows pthread locks and nothing else: a lock built on a bare futex
+# (Rust's std::sync::Mutex, OnceLock) or a lock-free atomic looks to it like
+# no synchronisation at all, so what it reports in libsslsess must be read
+# with that in mind. Against plain libssl it reports nothing here. If it ever
+# reports false positives inside OpenSSL itself, tests-c/stress.supp (used
+# when present) is the place for narrow suppressions, each explained.
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+set +e # every run is counted, not fatal
+
+OUT=$SSLSESS_BUILD/stress
+rm -rf "$OUT"
+mkdir -p "$OUT"
+runs_passed=0
+runs_failed=0
+THREADS=${STRESS_THREADS:-4}
+OPS=${STRESS_OPS:-600000}
+HS=${STRESS_HS:-2000}
+VG_OPS=${STRESS_VG_OPS:-2000}
+VG_HS=${STRESS_VG_HS:-20}
+HG_OPS=${STRESS_HG_OPS:-600}
+HG_HS=${STRESS_HG_HS:-10}
+SUPP=$SSLSESS_ROOT/tests-c/stress.supp
+HELGRIND=(valgrind --quiet --tool=helgrind --error-exitcode=99)
+[ -f "$SUPP" ] && HELGRIND+=(--suppressions="$SUPP")
+
+pass() { runs_passed=$((runs_passed + 1)); printf 'ok      %s\n' "$*"; }
+fail() { runs_failed=$((runs_failed + 1)); printf 'FAILED  %s\n' "$*"; }
+
+# run NAME SECONDS CMD...: one run; passes when it exits 0 and its summary
+# line says nothing failed. Shows the run's own lines worth reading.
+run() {
+    local name=$1 secs=$2; shift 2
+    local log=$OUT/$name.log start=$SECONDS rc
+    run_bounded "$secs" "$@" >"$log" 2>&1
+    rc=$?
+    grep -E '^(FAILED|DIFFERS)|^# (stress|context|adds)|^stress: [0-9]+ passed' "$log" | sed 's/^/    /'
+    if [ "$rc" -ne 0 ]; then
+        # valgrind's report in short (each error's kind and innermost
+        # frame; the whole is in the log), or the program's last words.
+        if grep -qE '^==[0-9]+== ' "$log"; then
+            # Each error's frame is the innermost one in a file of the
+            # program or of libsslsess (no directory in its name), else the
+            # innermost one.
+            sed -E 's/^==[0-9]+== //' "$log" | awk '
+                function report() { if (kind != "") print kind ": " (ours != "" ? ours : first); kind = "" }
+                /^(Possible data race|Conflicting|Invalid|Use of uninit|Conditional jump|Mismatched)/ ||
+                / definitely lost / { report(); kind = $0; first = ours = ""
+                                      sub(/ (at|by thread|in loss record).*/, "", kind); next }
+                kind != "" && /^ +(at|by) 0x/ {
+                    f = $0; sub(/^ +(at|by) 0x[0-9A-Fa-f]+: /, "", f)
+                    if (first == "") first = f
+                    if (ours == "" && f ~ /\([a-z_]+\.[a-z]+:[0-9]+\)$/) ours = f
+                    next }
+                kind != "" && !/^ +(at|by) 0x/ && first != "" { report() }
+                END { report() }' |
+                sort | uniq -c | sort -rn | head -n 15 | sed 's/^/    | /'
+        else
+            tail -n 15 "$log" | sed 's/^/    | /'
+        fi
+        [ "$rc" = 124 ] || [ "$rc" = 137 ] && echo "    (killed after ${secs}s)"
+        fail "$name (exit $rc, $((SECONDS - start))s; log: $log)"
+    elif ! grep -qE '^stress: [0-9]+ passed, 0 failed$' "$log"; then
+        fail "$name (no clean summary; log: $log)"
+    else
+        pass "$name ($((SECONDS - start))s)"
+    fi
+}
+
+build_linked "$OUT/stress" "$SSLSESS_ROOT/tests-c/stress.c" || { echo "stress: build failed"; exit 1; }
+build_plain "$OUT/stress-plain" "$SSLSESS_ROOT/tests-c/stress.c" || { echo "stress: build failed"; exit 1; }
+
+banner "1. linked, $THREADS threads x $OPS operations, $HS handshakes each"
+run linked 60 "$OUT/stress" "$THREADS" "$OPS" "$HS"
+
+banner "2. LD_PRELOAD into the plain binary, $THREADS threads x $((OPS / 4)) operations"
+run preload 60 env LD_PRELOAD="$SSLSESS_LIB" "$OUT/stress-plain" "$THREADS" $((OPS / 4)) $((HS / 4))
+
+banner "3. valgrind memcheck, $THREADS threads x $VG_OPS operations, $VG_HS handshakes each"
+run memcheck 120 "${VALGRIND[@]}" "$OUT/stress" "$THREADS" "$VG_OPS" "$VG_HS"
+
+if [ "${STRESS_HELGRIND:-0}" = 1 ]; then
+    banner "4. helgrind, $THREADS threads x $HG_OPS operations, $HG_HS handshakes each"
+    run helgrind 120 "${HELGRIND[@]}" "$OUT/stress" "$THREADS" "$HG_OPS" "$HG_HS"
+else
+    # Not part of make check (see README, "Known gaps"): libsslsess's locks
+    # are futex-based, which helgrind cannot see, so it reports the shard
+    # and registry locks' protected accesses as races. `make helgrind` runs it.
+    banner "4. helgrind: skipped (make helgrind runs it; see README, Known gaps)"
+fi
+
+banner "5. plain libssl alone (reference), $THREADS threads x $OPS operations"
+run reference 60 "$OUT/stress-plain" "$THREADS" "$OPS" "$HS"
+
+echo
+echo "stress-suite: $runs_passed passed, $runs_failed failed"
+[ "$runs_failed" -eq 0 ]
