@@ -275,6 +275,19 @@ pub extern "C" fn SSL_CTX_sess_get_get_cb(
     })
 }
 
+/// libssl's `SSL_set_SSL_CTX` (a servername callback switching the
+/// connection to another context), after recording the connection's session
+/// context, which the switch does not change.
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_set_SSL_CTX(ssl: *mut SSL, ctx: *mut SSL_CTX) -> *mut SSL_CTX {
+    entry!(SSL_set_SSL_CTX, std::ptr::null_mut(), "ssl={ssl:?}, ctx={ctx:?}" => {
+        let ssl = required(ssl, "ssl")?;
+        context::remember_session_ctx(ssl)?;
+        // SAFETY: forwarded unchanged; libssl checks ctx.
+        Ok(unsafe { real::SSL_set_SSL_CTX()?(ssl.as_ptr(), ctx) })
+    })
+}
+
 /// The get-session callback libsslsess installs on every context: the
 /// server's way into libsslsess's cache (see `context::lookup`).
 pub(crate) unsafe extern "C" fn sslsess_get_session_cb(

@@ -4,9 +4,10 @@
 //! A [`CtxCache`] lives in its context's ex_data: an ex_data "new" callback
 //! creates it in `SSL_CTX_new`, before the context is shared, and the "free"
 //! callback drops it (releasing any reference still held) when the context
-//! dies. The connection's *session context* (the `SSL_CTX` it was created
-//! from, which a servername callback's `SSL_set_SSL_CTX` does not change) is
-//! recorded the same way in each `SSL`'s ex_data.
+//! dies. The connection's *session context* is the `SSL_CTX` it was
+//! created from, which a servername callback's `SSL_set_SSL_CTX` does not
+//! change; it is recorded in the `SSL`'s ex_data when such a switch happens
+//! (until then it is simply the connection's context).
 //!
 //! No lock of ours is held while libssl or an application callback runs:
 //! the cache core returns every session it lets go of, and the callers here
@@ -235,8 +236,8 @@ fn indices() -> Result<&'static Indices, Error> {
                     openssl_sys::CRYPTO_EX_INDEX_SSL,
                     0,
                     std::ptr::null_mut(),
-                    Some(ssl_record_session_ctx),
-                    Some(ssl_keep_own_session_ctx),
+                    None,
+                    Some(ssl_forget_session_ctx),
                     None,
                 )
             };
@@ -323,36 +324,34 @@ unsafe extern "C" fn ctx_state_free(
     });
 }
 
-unsafe extern "C" fn ssl_record_session_ctx(
-    parent: *mut c_void,
-    _ptr: *mut c_void,
-    _ad: *mut openssl_sys::CRYPTO_EX_DATA,
-    idx: c_int,
-    _argl: c_long,
-    _argp: *mut c_void,
-) {
-    // SSL_new has set the context by the time it creates ex_data.
-    let ssl = parent as *mut SSL;
-    if !ssl.is_null() {
-        unsafe {
-            let ctx = openssl_sys::SSL_get_SSL_CTX(ssl);
-            openssl_sys::SSL_set_ex_data(ssl, idx, ctx as *mut c_void);
-        }
-    }
-}
-
-unsafe extern "C" fn ssl_keep_own_session_ctx(
-    to: *mut openssl_sys::CRYPTO_EX_DATA,
+unsafe extern "C" fn ssl_forget_session_ctx(
+    _to: *mut openssl_sys::CRYPTO_EX_DATA,
     _from: *const openssl_sys::CRYPTO_EX_DATA,
     from_d: *mut *mut c_void,
-    idx: c_int,
+    _idx: c_int,
     _argl: c_long,
     _argp: *mut c_void,
 ) -> c_int {
-    // SSL_dup creates the copy with SSL_new, which recorded its own session
-    // context; keep that rather than the original's.
-    unsafe { *from_d = libssl::CRYPTO_get_ex_data(to, idx) };
+    // SSL_dup makes the copy with SSL_new on the original's current
+    // context, which is then the copy's session context: no record.
+    unsafe { *from_d = std::ptr::null_mut() };
     1
+}
+
+/// Before `ssl` switches to another context: records its session context,
+/// the first time only (a second switch does not change it either).
+pub fn remember_session_ctx(ssl: NonNull<SSL>) -> Result<(), Error> {
+    let idx = indices()?.ssl;
+    // SAFETY: live ssl; the context it holds a reference to outlives it.
+    unsafe {
+        if openssl_sys::SSL_get_ex_data(ssl.as_ptr(), idx).is_null() {
+            let current = openssl_sys::SSL_get_SSL_CTX(ssl.as_ptr());
+            if openssl_sys::SSL_set_ex_data(ssl.as_ptr(), idx, current as *mut c_void) != 1 {
+                return Err(Error::Internal("cannot record the SSL's session context"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The session context of `ssl`.

@@ -46,7 +46,6 @@ unsafe extern "C" {
     pub fn SSL_CTX_sess_get_remove_cb(ctx: *mut SSL_CTX) -> Option<RemoveSessionCb>;
     pub fn SSL_SESSION_is_resumable(s: *const SSL_SESSION) -> c_int;
     pub fn ERR_peek_error() -> std::ffi::c_ulong;
-    pub fn CRYPTO_get_ex_data(ad: *const openssl_sys::CRYPTO_EX_DATA, idx: c_int) -> *mut c_void;
 }
 
 /// Where `name@OPENSSL_3.0.0` lives outside this library, or 0.
@@ -134,6 +133,7 @@ pub mod real {
         SSL_SESSION_set_time: fn(*mut SSL_SESSION, c_long) -> c_long;
         SSL_SESSION_set_timeout: fn(*mut SSL_SESSION, c_long) -> c_long;
         SSL_CTX_flush_sessions: fn(*mut SSL_CTX, c_long);
+        SSL_set_SSL_CTX: fn(*mut SSL, *mut SSL_CTX) -> *mut SSL_CTX;
         SSL_has_matching_session_id: fn(*const SSL, *const c_uchar, std::ffi::c_uint) -> c_int;
     }
 }
@@ -189,4 +189,5 @@ pub fn all_resolved() -> bool {
         && real::SSL_SESSION_set_timeout().is_ok()
         && real::SSL_CTX_flush_sessions().is_ok()
         && real::SSL_has_matching_session_id().is_ok()
+        && real::SSL_set_SSL_CTX().is_ok()
 }
