@@ -147,14 +147,55 @@ pub enum FlushScope {
 pub enum Added<S> {
     /// A new key: the cache keeps the session. `evicted` are the sessions
     /// removed to stay within the size limit, earliest expiry first.
-    New { evicted: Vec<S> },
+    New { evicted: Evicted<S> },
     /// The identical object was already cached: it was re-sorted; the
     /// caller's handle comes back unused.
     Duplicate(S),
     /// Another object with the same key was cached: it leaves the cache.
     /// As for a new key, the size limit is then enforced (it may have been
     /// lowered since the last add).
-    Replaced { old: S, evicted: Vec<S> },
+    Replaced { old: S, evicted: Evicted<S> },
+}
+
+/// Sessions evicted by one add, earliest first. The usual case, one
+/// session, needs no allocation.
+#[derive(Debug)]
+pub struct Evicted<S> {
+    first: Option<S>,
+    more: Vec<S>,
+}
+
+impl<S> Evicted<S> {
+    fn new() -> Self {
+        Evicted {
+            first: None,
+            more: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, s: S) {
+        match self.first {
+            None => self.first = Some(s),
+            Some(_) => self.more.push(s),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.first.is_some() as usize + self.more.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+}
+
+impl<S> IntoIterator for Evicted<S> {
+    type Item = S;
+    type IntoIter = std::iter::Chain<std::option::IntoIter<S>, std::vec::IntoIter<S>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.more)
+    }
 }
 
 /// Order of a cached entry: earliest expiry first, then first inserted.
@@ -646,7 +687,7 @@ impl<S: PartialEq> SessionCache<S> {
             }
         };
         drop(guard);
-        let mut evicted = Vec::new();
+        let mut evicted = Evicted::new();
         while limit > 0 && self.claim_eviction(limit) {
             match self.evict_earliest(Some((shard, hash, &key))) {
                 Some(s) => evicted.push(s),
@@ -714,6 +755,11 @@ impl<S: PartialEq> SessionCache<S> {
             if let Some((exact, i)) = found {
                 if exact == rank {
                     let hash = index_hash(self.hasher.hash_one(guard.slot(i).key));
+                    // The victim is usually the root: pop its element now
+                    // rather than leave it stale for the next eviction.
+                    if guard.heap.first().is_some_and(|e| e.slot == i) {
+                        guard.pop_root();
+                    }
                     let s = guard.take(hash, i);
                     self.shards[shard].publish(&guard);
                     drop(guard);
@@ -841,6 +887,10 @@ mod tests {
         v.iter().map(|s| *s.0).collect()
     }
 
+    fn evicted_ids(e: Evicted<Sess>) -> Vec<u32> {
+        e.into_iter().map(|s| *s.0).collect()
+    }
+
     #[test]
     fn key_rejects_long_ids_and_separates_versions() {
         assert!(SessionKey::new(0x0303, &[0; 33]).is_none());
@@ -930,7 +980,7 @@ mod tests {
         // Expiries deliberately out of insertion order.
         for (n, e) in [(1, 50), (2, 10), (3, 30), (4, 40), (5, 20)] {
             if let Added::New { evicted: ev } = c.add(key(n), Expiry(e), sess(n), 3) {
-                evicted.extend(ev);
+                evicted.extend(ev.into_iter());
             }
         }
         assert_eq!(c.len(), 3);
@@ -946,7 +996,7 @@ mod tests {
         let mut evicted = Vec::new();
         for n in 0..40 {
             if let Added::New { evicted: ev } = c.add(key(n), Expiry(7), sess(n), 10) {
-                evicted.extend(ev);
+                evicted.extend(ev.into_iter());
             }
         }
         assert_eq!(ids(&evicted), (0..30).collect::<Vec<_>>());
@@ -961,7 +1011,7 @@ mod tests {
         match c.add(key(3), Expiry(3), sess(30), 2) {
             Added::Replaced { old, evicted } => {
                 assert_eq!(*old.0, 3);
-                assert_eq!(ids(&evicted), vec![1]);
+                assert_eq!(evicted_ids(evicted), vec![1]);
             }
             other => panic!("{other:?}"),
         }
@@ -975,7 +1025,7 @@ mod tests {
         let c = SessionCache::new();
         c.add(key(1), Expiry(100), sess(1), 1);
         match c.add(key(2), Expiry(5), sess(2), 1) {
-            Added::New { evicted } => assert_eq!(ids(&evicted), vec![1]),
+            Added::New { evicted } => assert_eq!(evicted_ids(evicted), vec![1]),
             other => panic!("{other:?}"),
         }
         assert!(c.contains(&key(2)));
@@ -1088,7 +1138,7 @@ mod tests {
         // Limit 2 with a third session that expires earliest of all: the
         // newcomer is never its own victim, so 1 goes and 3 stays.
         match c.add(key(3), Expiry(0), sess(3), 2) {
-            Added::New { evicted } => assert_eq!(ids(&evicted), vec![1]),
+            Added::New { evicted } => assert_eq!(evicted_ids(evicted), vec![1]),
             other => panic!("{other:?}"),
         }
         assert!(c.contains(&key(3)));

@@ -408,7 +408,7 @@ fn release_session(
 
 /// Releases sessions that left `ctx`'s cache by eviction or flush, in order.
 /// A failure to mark one (libssl unresolved) does not stop the others.
-fn retire(ctx: NonNull<SSL_CTX>, gone: Vec<SessionRef>) {
+fn retire(ctx: NonNull<SSL_CTX>, gone: impl IntoIterator<Item = SessionRef>) {
     for s in gone {
         let ptr = NonNull::new(s.as_ptr()).expect("SessionRef is non-null");
         let _ = release_session(ctx, ptr, session::has_empty_id(ptr));
