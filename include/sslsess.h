@@ -87,6 +87,13 @@ void SSL_CTX_sess_set_get_cb(SSL_CTX *ctx, SSL_SESSION *(*get_session_cb)(SSL*, 
 SSL_SESSION *(*SSL_CTX_sess_get_get_cb(SSL_CTX *ctx))(SSL*, const unsigned char*, int, int*);
 
 /*
+ libssl's `SSL_set_SSL_CTX` (a servername callback switching the
+ connection to another context), after recording the connection's session
+ context, which the switch does not change.
+ */
+SSL_CTX *SSL_set_SSL_CTX(SSL *ssl, SSL_CTX *ctx);
+
+/*
  libssl's `SSL_SESSION_set_time`; a cached session is re-sorted.
  */
 long SSL_SESSION_set_time(SSL_SESSION *s, long t);

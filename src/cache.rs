@@ -596,9 +596,17 @@ impl<S> ShardCell<S> {
 /// The sessions of one context.
 pub struct SessionCache<S> {
     shards: [ShardCell<S>; SHARDS],
+    /// Read on every call: kept off the counters' line, which every add
+    /// writes.
     hasher: KeyHasher,
-    /// Entries in all shards. Updated after the shard change, so it may lag a
-    /// concurrent operation by one; exact whenever the cache is quiescent.
+    counters: Counters,
+}
+
+/// The cache-wide counters, on a cache line of their own.
+#[repr(align(64))]
+struct Counters {
+    /// Entries in all shards, changed under the shard lock of the change;
+    /// exact whenever the cache is quiescent.
     len: AtomicUsize,
     next_seq: AtomicU32,
     /// Sessions evicted to respect the size limit (`SSL_CTX_sess_cache_full`).
@@ -616,14 +624,16 @@ impl<S: PartialEq> SessionCache<S> {
         SessionCache {
             shards: std::array::from_fn(|_| ShardCell::new()),
             hasher: KeyHasher::new(),
-            len: AtomicUsize::new(0),
-            next_seq: AtomicU32::new(0),
-            cache_full: AtomicU64::new(0),
+            counters: Counters {
+                len: AtomicUsize::new(0),
+                next_seq: AtomicU32::new(0),
+                cache_full: AtomicU64::new(0),
+            },
         }
     }
 
     pub fn len(&self) -> usize {
-        self.len.load(Ordering::Relaxed)
+        self.counters.len.load(Ordering::Relaxed)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -631,7 +641,7 @@ impl<S: PartialEq> SessionCache<S> {
     }
 
     pub fn cache_full(&self) -> u64 {
-        self.cache_full.load(Ordering::Relaxed)
+        self.counters.cache_full.load(Ordering::Relaxed)
     }
 
     fn lock(&self, shard: usize) -> MutexGuard<'_, Shard<S>> {
@@ -651,12 +661,17 @@ impl<S: PartialEq> SessionCache<S> {
     }
 
     fn next_rank(&self, expiry: Expiry) -> Rank {
-        (expiry, self.next_seq.fetch_add(1, Ordering::Relaxed))
+        (
+            expiry,
+            self.counters.next_seq.fetch_add(1, Ordering::Relaxed),
+        )
     }
 
     /// Adds `session` under `key`. With `limit > 0` the cache then holds at
     /// most `limit` sessions, evicting the earliest-expiring ones other than
-    /// the one just added.
+    /// the one just added. Adding the object already cached re-sorts it as
+    /// the newest of its expiry, as libssl 3.0 does (the man page calls it a
+    /// no-op; libssl's order is observable through the remove callback).
     pub fn add(&self, key: SessionKey, expiry: Expiry, session: S, limit: usize) -> Added<S> {
         let (hash, shard) = self.locate(&key);
         let rank = self.next_rank(expiry);
@@ -668,7 +683,7 @@ impl<S: PartialEq> SessionCache<S> {
             Ok(root) => {
                 // Counted under the lock: a remove of this entry (which needs
                 // the same lock) can never be counted first.
-                self.len.fetch_add(1, Ordering::Relaxed);
+                self.counters.len.fetch_add(1, Ordering::Relaxed);
                 if root {
                     self.shards[shard].publish(&guard);
                 }
@@ -694,7 +709,7 @@ impl<S: PartialEq> SessionCache<S> {
                 None => {
                     // Nothing left to evict but the new session: give back
                     // the claimed count.
-                    self.len.fetch_add(1, Ordering::Relaxed);
+                    self.counters.len.fetch_add(1, Ordering::Relaxed);
                     break;
                 }
             }
@@ -708,7 +723,8 @@ impl<S: PartialEq> SessionCache<S> {
     /// Takes one unit of excess over `limit` off `len`, if there is any, so
     /// that concurrent adders never evict more than the excess between them.
     fn claim_eviction(&self, limit: usize) -> bool {
-        self.len
+        self.counters
+            .len
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |len| {
                 (len > limit).then(|| len - 1)
             })
@@ -763,7 +779,7 @@ impl<S: PartialEq> SessionCache<S> {
                     let s = guard.take(hash, i);
                     self.shards[shard].publish(&guard);
                     drop(guard);
-                    self.cache_full.fetch_add(1, Ordering::Relaxed);
+                    self.counters.cache_full.fetch_add(1, Ordering::Relaxed);
                     return Some(s);
                 }
             }
@@ -776,7 +792,7 @@ impl<S: PartialEq> SessionCache<S> {
         let (hash, shard) = self.locate(key);
         let mut guard = self.lock(shard);
         let s = guard.take_key(hash, key)?;
-        self.len.fetch_sub(1, Ordering::Relaxed);
+        self.counters.len.fetch_sub(1, Ordering::Relaxed);
         // The heap's root is unchanged (maybe stale now): the published hint
         // is still a lower bound, unless the shard emptied.
         if guard.heap.is_empty() {
@@ -827,7 +843,9 @@ impl<S: PartialEq> SessionCache<S> {
                     guard.drain_while(&self.hasher, &mut out, |e| e.is_expired_at(t))
                 }
             }
-            self.len.fetch_sub(out.len() - before, Ordering::Relaxed);
+            self.counters
+                .len
+                .fetch_sub(out.len() - before, Ordering::Relaxed);
             self.shards[shard].publish(&guard);
             drop(guard);
         }
@@ -1037,7 +1055,10 @@ mod tests {
         let s1 = sess(1);
         c.add(key(1), Expiry(5), s1.clone(), 0);
         c.add(key(2), Expiry(5), sess(2), 0);
-        c.add(key(1), Expiry(5), s1, 0);
+        assert!(matches!(
+            c.add(key(1), Expiry(5), s1, 0),
+            Added::Duplicate(_)
+        ));
         assert_eq!(ids(&c.flush(FlushScope::All, true)), vec![2, 1]);
     }
 

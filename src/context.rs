@@ -427,18 +427,16 @@ pub fn add(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Result<c_int
     if take_served_mark(ctx, session) && state.sessions.holds(&key, |s| s.is(session)) {
         return Ok(0);
     }
-    let mode = state.mode(ctx)?;
-    if mode & libssl::SSL_SESS_CACHE_UPDATE_TIME != 0 {
+    let update_time = state.mode(ctx)? & libssl::SSL_SESS_CACHE_UPDATE_TIME != 0;
+    if update_time {
         // SAFETY: live session.
         unsafe { real::SSL_SESSION_set_time()?(session.as_ptr(), session::now() as c_long) };
     }
     let limit = state.size_limit(ctx)?;
     // SAFETY: the caller passed a live session.
     let handle = unsafe { SessionRef::acquire(session) };
-    match state
-        .sessions
-        .add(key, session::expiry_of(session), handle, limit)
-    {
+    let expiry = session::expiry_of(session);
+    match state.sessions.add(key, expiry, handle, limit) {
         Added::New { evicted } => {
             retire(ctx, evicted);
             Ok(1)
