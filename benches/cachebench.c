@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include "self_signed.h"
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
@@ -336,21 +337,8 @@ static X509 *server_cert;
 
 static void make_key_and_cert(void)
 {
-    server_key = EVP_EC_gen("P-256");
-    server_cert = X509_new();
-    if (server_key == NULL || server_cert == NULL)
-        die("key generation");
-    X509_set_version(server_cert, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(server_cert), 1);
-    X509_gmtime_adj(X509_getm_notBefore(server_cert), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(server_cert), 86400);
-    X509_set_pubkey(server_cert, server_key);
-    X509_NAME *name = X509_get_subject_name(server_cert);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"cachebench", -1,
-                               -1, 0);
-    X509_set_issuer_name(server_cert, name);
-    if (X509_sign(server_cert, server_key, EVP_sha256()) == 0)
-        die("X509_sign");
+    if (!make_self_signed("cachebench", &server_key, &server_cert))
+        die("key and certificate");
 }
 
 static SSL_CTX *server_ctx(int version)

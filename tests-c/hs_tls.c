@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #endif
 #include "hs_tls.h"
+#include "self_signed.h"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -350,23 +351,8 @@ static X509 *cert;
 
 void hs_init_credentials(void)
 {
-    key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    cert = X509_new();
-    if (key == NULL || cert == NULL) {
-        fprintf(stderr, "handshake: cannot generate a key\n");
-        exit(2);
-    }
-    X509_set_version(cert, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
-    X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(cert), 86400);
-    X509_set_pubkey(cert, key);
-    X509_NAME *name = X509_get_subject_name(cert);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost",
-                               -1, -1, 0);
-    X509_set_issuer_name(cert, name);
-    if (X509_sign(cert, key, EVP_sha256()) <= 0) {
-        fprintf(stderr, "handshake: cannot sign the certificate\n");
+    if (!make_self_signed("localhost", &key, &cert)) {
+        fprintf(stderr, "handshake: cannot make a key and certificate\n");
         exit(2);
     }
 }
