@@ -364,7 +364,7 @@ pub fn session_ctx_of(ssl: NonNull<SSL>) -> Result<NonNull<SSL_CTX>, Error> {
     };
     NonNull::new(recorded)
         .or_else(|| NonNull::new(unsafe { openssl_sys::SSL_get_SSL_CTX(ssl.as_ptr()) }))
-        .ok_or(Error::InvalidArgument("SSL has no SSL_CTX".into()))
+        .ok_or_else(|| Error::InvalidArgument("SSL has no SSL_CTX".into()))
 }
 
 /// Takes the "just served" mark if it is for (ctx, session).
