@@ -24,7 +24,7 @@ export SSLSESS_LIB    := $(CURDIR)/$(LIB)
 export SSLSESS_BUILD  := $(CURDIR)/build
 export CC
 
-.PHONY: all lib check unit conformance handshake programs symbolic stress helgrind demo bench install clean
+.PHONY: all lib setup check unit conformance handshake programs symbolic stress helgrind demo bench install clean
 
 all: lib
 
@@ -32,7 +32,12 @@ lib:
 	$(CARGO) build --release --quiet
 	ln -sf libsslsess.so $(OUT)/$(SONAME)
 
-check: unit conformance handshake programs symbolic stress
+# Tools the suites need beyond a fresh machine's (curl, pkg-config).
+setup:
+	bash .ci/setup
+
+check: setup
+	$(MAKE) unit conformance handshake programs symbolic stress
 	@echo "make check: all suites passed"
 
 unit:
