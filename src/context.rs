@@ -227,7 +227,7 @@ fn indices() -> Result<&'static Indices, Error> {
                     0,
                     std::ptr::null_mut(),
                     Some(ctx_state_new),
-                    Some(ctx_state_dup),
+                    Some(ex_data_dup_empty),
                     Some(ctx_state_free),
                 )
             };
@@ -237,7 +237,7 @@ fn indices() -> Result<&'static Indices, Error> {
                     0,
                     std::ptr::null_mut(),
                     None,
-                    Some(ssl_forget_session_ctx),
+                    Some(ex_data_dup_empty),
                     None,
                 )
             };
@@ -272,7 +272,11 @@ unsafe extern "C" fn ctx_state_new(
     });
 }
 
-unsafe extern "C" fn ctx_state_dup(
+/// ex_data "dup" callback of both indices: the copy starts with an empty
+/// slot. A context's cache is never shared with another context; and
+/// `SSL_dup` makes its copy with `SSL_new` on the original's current context,
+/// which is then the copy's session context, so no record is carried over.
+unsafe extern "C" fn ex_data_dup_empty(
     _to: *mut openssl_sys::CRYPTO_EX_DATA,
     _from: *const openssl_sys::CRYPTO_EX_DATA,
     from_d: *mut *mut c_void,
@@ -280,7 +284,6 @@ unsafe extern "C" fn ctx_state_dup(
     _argl: c_long,
     _argp: *mut c_void,
 ) -> c_int {
-    // Never share a cache between two contexts: the copy starts empty.
     unsafe { *from_d = std::ptr::null_mut() };
     1
 }
@@ -322,20 +325,6 @@ unsafe extern "C" fn ctx_state_free(
         }
         drop(state);
     });
-}
-
-unsafe extern "C" fn ssl_forget_session_ctx(
-    _to: *mut openssl_sys::CRYPTO_EX_DATA,
-    _from: *const openssl_sys::CRYPTO_EX_DATA,
-    from_d: *mut *mut c_void,
-    _idx: c_int,
-    _argl: c_long,
-    _argp: *mut c_void,
-) -> c_int {
-    // SSL_dup makes the copy with SSL_new on the original's current
-    // context, which is then the copy's session context: no record.
-    unsafe { *from_d = std::ptr::null_mut() };
-    1
 }
 
 /// Before `ssl` switches to another context: records its session context,
