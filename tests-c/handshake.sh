@@ -92,7 +92,7 @@ compare() {
 run reference "plain libssl" "$dir/handshake-plain"
 run linked libsslsess "$dir/handshake-linked"
 run preload libsslsess env LD_PRELOAD="$SSLSESS_LIB" "$dir/handshake-plain"
-run valgrind-linked libsslsess "${VALGRIND[@]}" "$dir/handshake-linked"
+run valgrind-linked libsslsess env HS_SECOND_GUARD_MS=500 "${VALGRIND[@]}" "$dir/handshake-linked"
 
 if [ "$(facts "$dir/reference.out" | wc -l)" -eq 0 ]; then
     fail "reference: printed no facts"

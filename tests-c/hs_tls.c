@@ -324,8 +324,32 @@ void hs_set_ext_cache(SSL_CTX *ctx, enum hs_ext mode, int alt)
 
 /* --- Scenario boundaries ----------------------------------------------- */
 
+/* Sessions expire at creation second + timeout, so which of two sessions
+ * expires first (the order of evictions and of remove callbacks) depends on
+ * whether a second boundary falls between their creations. The reference
+ * and libsslsess runs must see the same seconds pattern: each scenario
+ * starts early in a second, waiting for the next one when less than
+ * HS_SECOND_GUARD_MS (default 100; more under valgrind, which is slower)
+ * remains of the current one. */
+static void start_early_in_a_second(void)
+{
+    static long guard_ms = -1;
+    if (guard_ms < 0) {
+        const char *env = getenv("HS_SECOND_GUARD_MS");
+        guard_ms = env != NULL ? atol(env) : 100;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    long left_ms = 1000 - now.tv_nsec / 1000000;
+    if (left_ms < guard_ms) {
+        struct timespec wait = {0, (left_ms + 1) * 1000000L};
+        nanosleep(&wait, NULL);
+    }
+}
+
 void hs_begin(const char *t)
 {
+    start_early_in_a_second();
     pthread_mutex_lock(&lock);
     snprintf(tag, sizeof tag, "%s", t);
     n_labels = 0;
