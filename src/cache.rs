@@ -23,7 +23,7 @@
 //! released).
 
 use std::hash::{BuildHasher, Hasher, RandomState};
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicIsize, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use hashbrown::HashTable;
@@ -347,7 +347,11 @@ impl<S> Shard<S> {
             hash: hash as u32,
         });
         self.live += 1;
-        Ok(self.push(rank, i))
+        let root = self.push(rank, i);
+        // Removals leave stale elements behind; adds are where the heap
+        // grows, so they keep it within twice the live count.
+        self.compact_if_stale();
+        Ok(root)
     }
 
     /// Removes slot `i` (whose key hashes to `hash`) from the index and the
@@ -607,7 +611,9 @@ pub struct SessionCache<S> {
 struct Counters {
     /// Entries in all shards, changed under the shard lock of the change;
     /// exact whenever the cache is quiescent.
-    len: AtomicUsize,
+    /// Signed: a claimed eviction is counted before its victim leaves, so a
+    /// concurrent flush can take the count briefly below zero.
+    len: AtomicIsize,
     next_seq: AtomicU32,
     /// Sessions evicted to respect the size limit (`SSL_CTX_sess_cache_full`).
     cache_full: AtomicU64,
@@ -625,7 +631,7 @@ impl<S: PartialEq> SessionCache<S> {
             shards: std::array::from_fn(|_| ShardCell::new()),
             hasher: KeyHasher::new(),
             counters: Counters {
-                len: AtomicUsize::new(0),
+                len: AtomicIsize::new(0),
                 next_seq: AtomicU32::new(0),
                 cache_full: AtomicU64::new(0),
             },
@@ -633,7 +639,7 @@ impl<S: PartialEq> SessionCache<S> {
     }
 
     pub fn len(&self) -> usize {
-        self.counters.len.load(Ordering::Relaxed)
+        self.counters.len.load(Ordering::Relaxed).max(0) as usize
     }
 
     pub fn is_empty(&self) -> bool {
@@ -726,7 +732,7 @@ impl<S: PartialEq> SessionCache<S> {
         self.counters
             .len
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |len| {
-                (len > limit).then(|| len - 1)
+                (len > limit as isize).then(|| len - 1)
             })
             .is_ok()
     }
@@ -845,7 +851,7 @@ impl<S: PartialEq> SessionCache<S> {
             }
             self.counters
                 .len
-                .fetch_sub(out.len() - before, Ordering::Relaxed);
+                .fetch_sub((out.len() - before) as isize, Ordering::Relaxed);
             self.shards[shard].publish(&guard);
             drop(guard);
         }
@@ -1193,7 +1199,7 @@ mod tests {
     #[test]
     fn concurrent_bounded_adds_respect_the_limit() {
         let c = Arc::new(SessionCache::new());
-        let evicted = Arc::new(AtomicUsize::new(0));
+        let evicted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let threads: Vec<_> = (0..4u32)
             .map(|t| {
                 let (c, evicted) = (Arc::clone(&c), Arc::clone(&evicted));

@@ -41,6 +41,9 @@ pub struct CtxCache {
     /// not read yet.
     mode: AtomicI64,
     size_limit: AtomicI64,
+    /// Serialises refreshes, so that the last one stores what libssl holds
+    /// after the last set.
+    refreshing: Mutex<()>,
 }
 
 /// What a context's ex_data slot points to while the context is being
@@ -58,17 +61,20 @@ struct ThreadMemory {
     /// (context, its state, FREED_GENERATION when recorded): saves the
     /// ex_data lookup when a thread works on one context, the usual case.
     last_used: Cell<(usize, usize, u64)>,
-    /// The (context, session) our lookup just handed to libssl. libssl then
-    /// "imports" it with `SSL_CTX_add_session`; plain libssl, having found
-    /// it in its own cache, would not, so that one add is a no-op.
-    just_served: Cell<(usize, usize)>,
+    /// The (context, session, its key) our lookup just handed to libssl.
+    /// libssl then "imports" it with `SSL_CTX_add_session`; plain libssl,
+    /// having found it in its own cache, would not, so that one add is a
+    /// no-op, whatever happened to the cache meanwhile: re-adding a session
+    /// another thread has just removed would undo TLS 1.3 anti-replay. The
+    /// key tells a later session allocated at the same address apart.
+    just_served: Cell<Option<(usize, usize, SessionKey)>>,
 }
 
 thread_local! {
     static THREAD: ThreadMemory = const {
         ThreadMemory {
             last_used: Cell::new((0, 0, 0)),
-            just_served: Cell::new((0, 0)),
+            just_served: Cell::new(None),
         }
     };
 }
@@ -81,6 +87,7 @@ impl CtxCache {
             served: AtomicU64::new(0),
             mode: AtomicI64::new(-1),
             size_limit: AtomicI64::new(-1),
+            refreshing: Mutex::new(()),
         }
     }
 
@@ -158,6 +165,7 @@ impl CtxCache {
 
     /// Re-reads mode and size limit from libssl (after a control set them).
     pub fn refresh_settings(&self, ctx: NonNull<SSL_CTX>) -> Result<(c_long, usize), Error> {
+        let _serialised = self.refreshing.lock().unwrap_or_else(|p| p.into_inner());
         let mode = libssl::cache_mode(ctx.as_ptr())?;
         let size = libssl::cache_size_limit(ctx.as_ptr())?;
         self.mode.store(mode as i64, Ordering::Relaxed);
@@ -356,17 +364,15 @@ pub fn session_ctx_of(ssl: NonNull<SSL>) -> Result<NonNull<SSL_CTX>, Error> {
         .ok_or_else(|| Error::InvalidArgument("SSL has no SSL_CTX".into()))
 }
 
-/// Takes the "just served" mark if it is for (ctx, session).
-fn take_served_mark(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> bool {
-    let this = (ctx.as_ptr() as usize, session.as_ptr() as usize);
+/// Takes the "just served" mark: whether it was for (ctx, session, key).
+fn take_served_mark(
+    ctx: NonNull<SSL_CTX>,
+    session: NonNull<SSL_SESSION>,
+    key: &SessionKey,
+) -> bool {
+    let this = (ctx.as_ptr() as usize, session.as_ptr() as usize, *key);
     THREAD
-        .try_with(|t| {
-            let hit = t.just_served.get() == this;
-            if hit {
-                t.just_served.set((0, 0));
-            }
-            hit
-        })
+        .try_with(|t| t.just_served.take() == Some(this))
         .unwrap_or(false)
 }
 
@@ -411,9 +417,8 @@ pub fn add(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Result<c_int
     let state = CtxCache::of(ctx)?;
     let key = session::key_of(session)?;
     // libssl's import of the session our lookup just served: a no-op, as
-    // for plain libssl's internal hit, but only if it is still that very
-    // object under that key (a race may have removed it since).
-    if take_served_mark(ctx, session) && state.sessions.holds(&key, |s| s.is(session)) {
+    // for plain libssl's internal hit.
+    if take_served_mark(ctx, session, &key) {
         return Ok(0);
     }
     let update_time = state.mode(ctx)? & libssl::SSL_SESS_CACHE_UPDATE_TIME != 0;
@@ -508,7 +513,7 @@ pub fn lookup(
     len: c_int,
     copy: *mut c_int,
 ) -> Result<*mut SSL_SESSION, Error> {
-    let _ = THREAD.try_with(|t| t.just_served.set((0, 0)));
+    let _ = THREAD.try_with(|t| t.just_served.set(None));
     let ctx = session_ctx_of(ssl)?;
     let state = CtxCache::of(ctx)?;
     let mode = state.mode(ctx)?;
@@ -517,7 +522,17 @@ pub fn lookup(
         let id = unsafe { std::slice::from_raw_parts(id, len as usize) };
         let version = unsafe { openssl_sys::SSL_version(ssl.as_ptr()) };
         if let Some(key) = SessionKey::new(version, id) {
-            if let Some(found) = state.sessions.get(&key) {
+            // A libssl that binds its own calls (-Bsymbolic) imports the
+            // session into its own cache: move it there rather than have it
+            // in both (and reported twice when the context dies).
+            let moves =
+                libssl::binds_internally() && mode & libssl::SSL_SESS_CACHE_NO_INTERNAL_STORE == 0;
+            let found = if moves {
+                state.sessions.remove(&key)
+            } else {
+                state.sessions.get(&key)
+            };
+            if let Some(found) = found {
                 if let Some(served) = serve(ctx, state, &key, found, mode, copy) {
                     return Ok(served);
                 }
@@ -551,8 +566,8 @@ fn serve(
     }
     state.served.fetch_add(1, Ordering::Relaxed);
     if mode & libssl::SSL_SESS_CACHE_NO_INTERNAL_STORE == 0 {
-        let mark = (ctx.as_ptr() as usize, ptr.as_ptr() as usize);
-        let _ = THREAD.try_with(|t| t.just_served.set(mark));
+        let mark = (ctx.as_ptr() as usize, ptr.as_ptr() as usize, *key);
+        let _ = THREAD.try_with(|t| t.just_served.set(Some(mark)));
     }
     // libssl takes over our reference.
     if !copy.is_null() {
