@@ -1158,6 +1158,21 @@ mod tests {
     }
 
     #[test]
+    fn add_remove_cycles_keep_the_heap_bounded() {
+        let c = SessionCache::new();
+        for n in 0..64 {
+            c.add(key(n), Expiry(1_000_000), sess(n), 0);
+        }
+        for n in 64..200_064 {
+            c.add(key(n), Expiry(n as i64), sess(n), 0);
+            assert!(c.remove(&key(n)).is_some());
+        }
+        let heap: usize = (0..SHARDS).map(|s| c.lock(s).heap.len()).sum();
+        assert!(heap <= 2 * 64 + 65 * SHARDS, "heap holds {heap} elements for 64 live");
+        assert_eq!(c.len(), 64);
+    }
+
+    #[test]
     fn excepting_the_earliest_looks_past_it_and_keeps_it() {
         let c = SessionCache::new();
         c.add(key(1), Expiry(1), sess(1), 0);

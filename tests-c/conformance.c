@@ -30,6 +30,7 @@
 #endif
 #include "check.h"
 
+#include <dlfcn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
@@ -1446,6 +1447,51 @@ static void test_resort_eviction(void)
 /* ------------------------------------------------------------------------ */
 /* SSL_CTX_flush_sessions without a remove callback                          */
 
+/* The server's lookup hands a cached session to libssl, which then
+ * "imports" it with SSL_CTX_add_session. Plain libssl found it in its own
+ * hash and adds nothing; if another connection consumed the session in
+ * between (TLS 1.3 anti-replay removes it), the import must not put it back,
+ * or a second connection would resume it too. Drives libsslsess's lookup
+ * callback directly (the one libssl's own SSL_CTX_sess_get_get_cb returns),
+ * in the order two racing connections can produce. */
+static void test_import_after_consumed(void)
+{
+    SECTION("the server lookup's import cannot bring back a consumed session");
+    if (!under_sslsess()) {
+        printf("skip    (libsslsess's lookup callback only)\n");
+        return;
+    }
+    typedef SSL_SESSION *(*get_cb_t)(SSL *, const unsigned char *, int, int *);
+    void *libssl = dlopen("libssl.so.3", RTLD_NOW | RTLD_NOLOAD);
+    get_cb_t (*libssl_get_get_cb)(SSL_CTX *) =
+        libssl ? (get_cb_t (*)(SSL_CTX *))dlsym(libssl, "SSL_CTX_sess_get_get_cb") : NULL;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL *b = SSL_new(ctx);
+    get_cb_t lookup = libssl_get_get_cb ? libssl_get_get_cb(ctx) : NULL;
+    CHECK(lookup != NULL, "libssl calls a get-session callback installed by libsslsess");
+    if (lookup != NULL) {
+        SSL_SESSION *s = SSL_SESSION_new();
+        unsigned char id[32];
+        memset(id, 7, sizeof id);
+        SSL_SESSION_set1_id(s, id, sizeof id);
+        SSL_SESSION_set_protocol_version(s, SSL_version(b));
+        SSL_SESSION_set_timeout(s, 300);
+        CHECK(SSL_CTX_add_session(ctx, s) == 1, "import race: session cached");
+        int copy = 1;
+        SSL_SESSION *served = lookup(b, id, (int)sizeof id, &copy);
+        CHECK(served == s && copy == 0, "import race: B's lookup is served the session (reference handed over)");
+        CHECK(SSL_CTX_remove_session(ctx, s) == 1, "import race: A consumes it (remove returns 1)");
+        CHECK(SSL_CTX_add_session(ctx, served) == 0 && SSL_CTX_sess_number(ctx) == 0,
+              "import race: B's import is a no-op, as plain libssl's internal hit (nothing re-added)");
+        CHECK(SSL_CTX_remove_session(ctx, served) == 0,
+              "import race: B's anti-replay remove returns 0, so B cannot resume it too");
+        SSL_SESSION_free(served);
+        SSL_SESSION_free(s);
+    }
+    SSL_free(b);
+    SSL_CTX_free(ctx);
+}
+
 static void test_flush_without_callback(void)
 {
     SECTION("SSL_CTX_flush_sessions on a context without a remove callback");
@@ -1797,6 +1843,7 @@ int main(int argc, char **argv)
     test_set1_id();
     test_shared_session();
     test_resort_eviction();
+    test_import_after_consumed();
     test_flush_without_callback();
     test_ctrl();
     test_null_arguments();
