@@ -24,7 +24,7 @@ export SSLSESS_LIB    := $(CURDIR)/$(LIB)
 export SSLSESS_BUILD  := $(CURDIR)/build
 export CC
 
-.PHONY: all lib setup check unit conformance handshake programs symbolic stress helgrind demo bench install clean
+.PHONY: all lib setup check unit conformance handshake programs nginx symbolic stress helgrind demo bench install clean
 
 all: lib
 
@@ -32,12 +32,12 @@ lib:
 	$(CARGO) build --release --quiet
 	ln -sf libsslsess.so $(OUT)/$(SONAME)
 
-# Tools the suites need beyond a fresh machine's (curl, pkg-config).
+# Tools the suites need beyond a fresh machine's (curl, pkg-config, nginx).
 setup:
 	bash .ci/setup
 
 check: setup
-	$(MAKE) unit conformance handshake programs symbolic stress
+	$(MAKE) unit conformance handshake programs nginx symbolic stress
 	@echo "make check: all suites passed"
 
 unit:
@@ -51,6 +51,9 @@ handshake: lib
 
 programs: lib
 	bash tests-c/programs.sh
+
+nginx: lib
+	bash tests-c/nginx.sh
 
 symbolic: lib
 	bash tests-c/symbolic.sh
