@@ -1168,7 +1168,10 @@ mod tests {
             assert!(c.remove(&key(n)).is_some());
         }
         let heap: usize = (0..SHARDS).map(|s| c.lock(s).heap.len()).sum();
-        assert!(heap <= 2 * 64 + 65 * SHARDS, "heap holds {heap} elements for 64 live");
+        assert!(
+            heap <= 2 * 64 + 65 * SHARDS,
+            "heap holds {heap} elements for 64 live"
+        );
         assert_eq!(c.len(), 64);
     }
 
