@@ -43,7 +43,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
-#include "self_signed.h"
+#include "tls_fixture.h"
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
@@ -374,41 +374,14 @@ static SSL_CTX *client_ctx(int version)
 static int handshake(SSL_CTX *sctx, SSL_CTX *cctx, SSL_SESSION **sess, int tls13)
 {
     SSL *c = SSL_new(cctx), *s = SSL_new(sctx);
-    BIO *bc, *bs;
-    if (c == NULL || s == NULL || BIO_new_bio_pair(&bc, 0, &bs, 0) != 1)
+    if (!tls_pair_join(c, s))
         die("SSL_new / BIO pair");
-    SSL_set_bio(c, bc, bc);
-    SSL_set_bio(s, bs, bs);
-    SSL_set_connect_state(c);
-    SSL_set_accept_state(s);
     if (*sess != NULL && SSL_set_session(c, *sess) != 1)
         die("SSL_set_session");
-    int cdone = 0, sdone = 0;
-    for (int round = 0; !(cdone && sdone); round++) {
-        if (round > 50)
-            die("handshake does not finish");
-        if (!cdone) {
-            int r = SSL_do_handshake(c);
-            if (r == 1)
-                cdone = 1;
-            else if (SSL_get_error(c, r) != SSL_ERROR_WANT_READ)
-                die("client handshake");
-        }
-        if (!sdone) {
-            int r = SSL_do_handshake(s);
-            if (r == 1)
-                sdone = 1;
-            else if (SSL_get_error(s, r) != SSL_ERROR_WANT_READ)
-                die("server handshake");
-        }
-    }
-    if (tls13) {
-        /* The client takes in the NewSessionTicket. */
-        unsigned char byte;
-        int r = SSL_read(c, &byte, 1);
-        if (r > 0 || SSL_get_error(c, r) != SSL_ERROR_WANT_READ)
-            die("client read of the ticket");
-    }
+    if (!tls_pair_handshake(c, s))
+        die("handshake does not finish");
+    if (tls13 && !tls_pair_take_tickets(c))
+        die("client read of the ticket");
     int reused = SSL_session_reused(s);
     if (tls13 || !reused) {
         SSL_SESSION_free(*sess);

@@ -29,6 +29,7 @@
 #define _GNU_SOURCE
 #endif
 #include "check.h"
+#include "tls_fixture.h"
 
 #include <dlfcn.h>
 #include <openssl/err.h>
@@ -477,20 +478,7 @@ static X509 *hs_cert;
 
 static int make_cert(void)
 {
-    hs_key = EVP_EC_gen("P-256");
-    hs_cert = X509_new();
-    if (hs_key == NULL || hs_cert == NULL)
-        return 0;
-    X509_NAME *name = X509_get_subject_name(hs_cert);
-    return X509_set_version(hs_cert, 2)
-           && ASN1_INTEGER_set(X509_get_serialNumber(hs_cert), 1)
-           && X509_gmtime_adj(X509_getm_notBefore(hs_cert), -60)
-           && X509_gmtime_adj(X509_getm_notAfter(hs_cert), 3600)
-           && X509_set_pubkey(hs_cert, hs_key)
-           && X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                                         (const unsigned char *)"localhost", -1, -1, 0)
-           && X509_set_issuer_name(hs_cert, name)
-           && X509_sign(hs_cert, hs_key, EVP_sha256()) > 0;
+    return make_self_signed("localhost", &hs_key, &hs_cert);
 }
 
 /* TLS 1.2 without tickets: the server keeps sessions in its cache by id. */
@@ -525,20 +513,15 @@ static int connect_pair(SSL_CTX *cctx, SSL_CTX *sctx, SSL_SESSION *set, int drop
                         SSL **sp)
 {
     SSL *c = SSL_new(cctx), *s = SSL_new(sctx);
-    BIO *bc = NULL, *bs = NULL;
     int cdone = 0, sdone = 0, i;
     *cp = *sp = NULL;
-    if (c == NULL || s == NULL || !BIO_new_bio_pair(&bc, 0, &bs, 0))
+    if (!tls_pair_join(c, s))
         goto fail;
-    SSL_set_bio(c, bc, bc);
-    SSL_set_bio(s, bs, bs);
     if (set != NULL) {
         SSL_set_session(c, set);
         if (drop_own)
             SSL_SESSION_free(set);
     }
-    SSL_set_connect_state(c);
-    SSL_set_accept_state(s);
     for (i = 0; i < rounds && !(cdone && sdone); i++) {
         if (!cdone) {
             int r = SSL_connect(c);

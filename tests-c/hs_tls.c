@@ -5,7 +5,7 @@
 #define _GNU_SOURCE
 #endif
 #include "hs_tls.h"
-#include "self_signed.h"
+#include "tls_fixture.h"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -597,13 +597,8 @@ int hs_connect(SSL_CTX *cctx, SSL_CTX *sctx, SSL_SESSION *offer,
             s = d;
         }
     }
-    BIO *bc = NULL, *bs = NULL;
-    if (c == NULL || s == NULL || BIO_new_bio_pair(&bc, 0, &bs, 0) != 1)
+    if (!tls_pair_join(c, s))
         fail_setup("creating a connection");
-    SSL_set_bio(c, bc, bc);
-    SSL_set_bio(s, bs, bs);
-    SSL_set_connect_state(c);
-    SSL_set_accept_state(s);
     if (offer != NULL && SSL_set_session(c, offer) != 1)
         fail_setup("SSL_set_session");
     if (opts->sni != NULL)

@@ -42,7 +42,7 @@
 #include <time.h>
 
 #include <openssl/err.h>
-#include "self_signed.h"
+#include "tls_fixture.h"
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
@@ -204,41 +204,14 @@ static int handshake(struct books *b, SSL_SESSION **sess, SSL **keep)
 {
     int tls13 = b->version == TLS1_3_VERSION;
     SSL *c = SSL_new(b->client), *s = SSL_new(b->ctx);
-    BIO *bc, *bs;
-    if (c == NULL || s == NULL || BIO_new_bio_pair(&bc, 0, &bs, 0) != 1)
+    if (!tls_pair_join(c, s))
         die("SSL_new / BIO pair");
-    SSL_set_bio(c, bc, bc);
-    SSL_set_bio(s, bs, bs);
-    SSL_set_connect_state(c);
-    SSL_set_accept_state(s);
     int ok = 1;
     if (*sess != NULL && SSL_set_session(c, *sess) != 1)
         ok = 0;
-    int cdone = 0, sdone = 0;
-    for (int round = 0; ok && !(cdone && sdone); round++) {
-        if (round > 50)
-            ok = 0;
-        if (ok && !cdone) {
-            int r = SSL_do_handshake(c);
-            if (r == 1)
-                cdone = 1;
-            else if (SSL_get_error(c, r) != SSL_ERROR_WANT_READ)
-                ok = 0;
-        }
-        if (ok && !sdone) {
-            int r = SSL_do_handshake(s);
-            if (r == 1)
-                sdone = 1;
-            else if (SSL_get_error(s, r) != SSL_ERROR_WANT_READ)
-                ok = 0;
-        }
-    }
-    if (ok && tls13) {
-        unsigned char byte;
-        int r = SSL_read(c, &byte, 1);
-        if (r > 0 || SSL_get_error(c, r) != SSL_ERROR_WANT_READ)
-            ok = 0;
-    }
+    ok = ok && tls_pair_handshake(c, s);
+    if (ok && tls13)
+        ok = tls_pair_take_tickets(c);
     int reused = ok ? SSL_session_reused(s) : 0;
     if (ok && (tls13 || !reused)) {
         SSL_SESSION_free(*sess);
