@@ -23,11 +23,6 @@ set +e # every step is counted, not fatal
 OUT=$SSLSESS_BUILD/conformance
 rm -rf "$OUT"
 mkdir -p "$OUT"
-steps_passed=0
-steps_failed=0
-
-pass() { steps_passed=$((steps_passed + 1)); printf 'ok      %s\n' "$*"; }
-fail() { steps_failed=$((steps_failed + 1)); printf 'FAILED  %s\n' "$*"; }
 
 # show LOG: the lines of a suite's output worth reading here (everything is
 # in the log file).
@@ -320,5 +315,4 @@ trace preload "$PLAIN" env LD_PRELOAD="$SSLSESS_LIB" "$PLAIN" --trace-case
 
 # ---------------------------------------------------------------------------
 echo
-echo "conformance-suite: $steps_passed passed, $steps_failed failed"
-[ "$steps_failed" -eq 0 ]
+suite_summary conformance-suite

@@ -11,9 +11,6 @@
 # library-independent statements about them as facts.
 source "$(dirname "$0")/lib.sh"
 
-passed=0 failed=0
-pass() { passed=$((passed + 1)); echo "ok      $*"; }
-fail() { failed=$((failed + 1)); echo "FAILED  $*"; }
 
 dir=$SSLSESS_BUILD/handshake
 mkdir -p "$dir"
@@ -24,7 +21,7 @@ if build_linked "$dir/handshake-linked" "${src[@]}" && build_plain "$dir/handsha
     pass "built handshake-linked and handshake-plain"
 else
     fail "building the handshake test bed"
-    echo "handshake-suite: $passed passed, $failed failed"
+    suite_summary handshake-suite
     exit 1
 fi
 
@@ -72,7 +69,7 @@ compare() {
         d=$(diff <(facts_of "$ref" "$tag") <(facts_of "$out" "$tag") \
                 --label "reference [$tag]" --label "$name [$tag]" -u) || true
         if [ -z "$d" ]; then
-            same=$((same + 1)); passed=$((passed + 1))
+            same=$((same + 1)); suite_passed=$((suite_passed + 1))
         else
             differ=$((differ + 1))
             fail "$name: scenario $tag differs from plain libssl:"
@@ -102,5 +99,4 @@ for name in linked preload valgrind-linked; do
 done
 
 echo
-echo "handshake-suite: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+suite_summary handshake-suite

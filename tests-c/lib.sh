@@ -34,6 +34,18 @@ run_bounded() {
     timeout --kill-after=5 "$secs" "$@"
 }
 
+# A suite's steps: pass/fail print one line each and count it;
+# suite_summary NAME prints the closing line "NAME: N passed, N failed" and
+# returns non-zero when anything failed.
+suite_passed=0
+suite_failed=0
+pass() { suite_passed=$((suite_passed + 1)); printf 'ok      %s\n' "$*"; }
+fail() { suite_failed=$((suite_failed + 1)); printf 'FAILED  %s\n' "$*"; }
+suite_summary() {
+    echo "$1: $suite_passed passed, $suite_failed failed"
+    [ "$suite_failed" -eq 0 ]
+}
+
 # Prints a banner for one run.
 banner() { printf '\n=== %s\n' "$*"; }
 

@@ -13,9 +13,6 @@
 # must resume in every run.
 source "$(dirname "$0")/lib.sh"
 
-passed=0 failed=0
-pass() { passed=$((passed + 1)); echo "ok      $*"; }
-fail() { failed=$((failed + 1)); echo "FAILED  $*"; }
 
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 if [ ! -x "$NGINX" ]; then
@@ -120,5 +117,4 @@ for cache in builtin shared; do
 done
 
 echo
-echo "nginx-suite: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+suite_summary nginx-suite

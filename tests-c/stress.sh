@@ -30,8 +30,6 @@ set +e # every run is counted, not fatal
 OUT=$SSLSESS_BUILD/stress
 rm -rf "$OUT"
 mkdir -p "$OUT"
-runs_passed=0
-runs_failed=0
 THREADS=${STRESS_THREADS:-4}
 OPS=${STRESS_OPS:-600000}
 HS=${STRESS_HS:-2000}
@@ -43,8 +41,6 @@ SUPP=$SSLSESS_ROOT/tests-c/stress.supp
 HELGRIND=(valgrind --quiet --tool=helgrind --error-exitcode=99)
 [ -f "$SUPP" ] && HELGRIND+=(--suppressions="$SUPP")
 
-pass() { runs_passed=$((runs_passed + 1)); printf 'ok      %s\n' "$*"; }
-fail() { runs_failed=$((runs_failed + 1)); printf 'FAILED  %s\n' "$*"; }
 
 # run NAME SECONDS CMD...: one run; passes when it exits 0 and its summary
 # line says nothing failed. Shows the run's own lines worth reading.
@@ -112,5 +108,4 @@ banner "5. plain libssl alone (reference), $THREADS threads x $OPS operations"
 run reference 60 "$OUT/stress-plain" "$THREADS" "$OPS" "$HS"
 
 echo
-echo "stress-suite: $runs_passed passed, $runs_failed failed"
-[ "$runs_failed" -eq 0 ]
+suite_summary stress-suite

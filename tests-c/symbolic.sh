@@ -6,9 +6,6 @@
 # libsslsess detects it, says so, and that unmodified programs still resume.
 source "$(dirname "$0")/lib.sh"
 
-passed=0 failed=0
-pass() { passed=$((passed + 1)); echo "ok      $*"; }
-fail() { failed=$((failed + 1)); echo "FAILED  $*"; }
 
 dir=$SSLSESS_BUILD/symbolic
 mkdir -p "$dir"
@@ -100,5 +97,4 @@ else
     pass "the system libssl is not reported as -Bsymbolic ($n of 5 resumed)"
 fi
 
-echo "symbolic-suite: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+suite_summary symbolic-suite
