@@ -23,8 +23,6 @@ source "$SSLSESS_ROOT/tests-c/programs/common.sh"
 WORK=$SSLSESS_BUILD/programs
 rm -rf "$WORK"
 mkdir -p "$WORK"
-PASSED=0
-FAILED=0
 SPID=
 MODES=(plain sslsess)
 RECONNECTS=5
@@ -38,10 +36,17 @@ trap cleanup EXIT
 # check DESCRIPTION TEST...: one counted check.
 check() {
     local desc=$1; shift
-    if "$@"; then
-        PASSED=$((PASSED + 1)); echo "  ok    $desc"
-    else
-        FAILED=$((FAILED + 1)); echo "  FAIL  $desc"
+    if "$@"; then pass "$desc"; else fail "$desc"; fi
+}
+
+# check_same_stats NAME: the server's cache statistics (STATS) are the same
+# with libsslsess as with plain libssl; shows both when they are not.
+check_same_stats() {
+    check "$1: server cache statistics identical to plain libssl" \
+        [ -n "${STATS[plain]}" -a "${STATS[plain]}" = "${STATS[sslsess]}" ]
+    if [ "${STATS[plain]}" != "${STATS[sslsess]}" ]; then
+        echo "          plain:   ${STATS[plain]}"
+        echo "          sslsess: ${STATS[sslsess]}"
     fi
 }
 skip() { echo "  skipped: $*"; }
@@ -173,12 +178,7 @@ s_server_checks() {
         check "$name: each resumption served from libsslsess's cache (get-session callback hits = ${REUSED[sslsess]})" \
             [ "${HITS[sslsess]}" = "${REUSED[sslsess]}" ]
     fi
-    check "$name: server cache statistics identical to plain libssl" \
-        [ -n "${STATS[plain]}" -a "${STATS[plain]}" = "${STATS[sslsess]}" ]
-    if [ "${STATS[plain]}" != "${STATS[sslsess]}" ]; then
-        echo "          plain:   ${STATS[plain]}"
-        echo "          sslsess: ${STATS[sslsess]}"
-    fi
+    check_same_stats "$name"
 }
 
 # case_reconnect NAME STATEFUL EXPECT "SERVER OPTS" "CLIENT OPTS"
@@ -254,12 +254,7 @@ case_unknown() {
         [ "${FIRST[sslsess]}" = New -a "${SECOND[sslsess]}" = Reused ]
     check "$name: libsslsess's lookup missed once, then hit once" \
         [ "${MISSES[sslsess]}" = 1 -a "${HITS[sslsess]}" = 1 ]
-    check "$name: server cache statistics identical to plain libssl" \
-        [ -n "${STATS[plain]}" -a "${STATS[plain]}" = "${STATS[sslsess]}" ]
-    if [ "${STATS[plain]}" != "${STATS[sslsess]}" ]; then
-        echo "          plain:   ${STATS[plain]}"
-        echo "          sslsess: ${STATS[sslsess]}"
-    fi
+    check_same_stats "$name"
 }
 
 # --- A. openssl s_server / s_client --------------------------------------
@@ -429,5 +424,4 @@ else
 fi
 
 echo
-echo "programs-suite: $PASSED passed, $FAILED failed"
-[ "$FAILED" = 0 ]
+suite_summary programs-suite
