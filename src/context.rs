@@ -405,7 +405,7 @@ fn release_session(
 /// A failure to mark one (libssl unresolved) does not stop the others.
 fn retire(ctx: NonNull<SSL_CTX>, gone: impl IntoIterator<Item = SessionRef>) {
     for s in gone {
-        let ptr = NonNull::new(s.as_ptr()).expect("SessionRef is non-null");
+        let ptr = s.session();
         let _ = release_session(ctx, ptr, session::has_empty_id(ptr));
         drop(s);
     }
@@ -557,7 +557,7 @@ fn serve(
     mode: c_long,
     copy: *mut c_int,
 ) -> Option<*mut SSL_SESSION> {
-    let ptr = NonNull::new(found.as_ptr())?;
+    let ptr = found.session();
     // SAFETY: found holds a reference.
     if session::key_of(ptr).ok().as_ref() != Some(key)
         || unsafe { libssl::SSL_SESSION_is_resumable(ptr.as_ptr()) } != 1

@@ -34,8 +34,9 @@ impl SessionRef {
         SessionRef(session)
     }
 
-    pub fn as_ptr(&self) -> *mut SSL_SESSION {
-        self.0.as_ptr()
+    /// The session this reference is to.
+    pub fn session(&self) -> NonNull<SSL_SESSION> {
+        self.0
     }
 
     /// Hands this reference over to C (e.g. a get-session callback's result
