@@ -24,6 +24,7 @@
  *
  *   conformance                  the whole suite
  *   conformance --trace-case     one add and one remove (for SSLSESS_LOG)
+ *   conformance --trace-case-closed-stderr   the same, stderr a pipe nobody reads
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -1430,6 +1431,70 @@ static void test_resort_eviction(void)
 /* ------------------------------------------------------------------------ */
 /* SSL_CTX_flush_sessions without a remove callback                          */
 
+/* SSL_SESSION_set1_id on a session the server has cached: a client that
+ * offers the old id must get a full handshake, as with plain libssl (whose
+ * stale hash entry matches nothing), not a server that answers with the
+ * session under its new id (the client then fails the handshake). */
+static void test_rekeyed_session_not_served(void)
+{
+    SECTION("a cached session re-keyed with SSL_SESSION_set1_id is not served under its old id");
+    SSL_CTX *cctx = client_ctx();
+    SSL_CTX *sctx = server_ctx(SSL_SESS_CACHE_SERVER);
+    SSL_SESSION *server_sess = NULL;
+    SSL *c1 = handshake(cctx, sctx, NULL, 0, &server_sess);
+    SSL_SESSION *client_sess = c1 != NULL ? SSL_get1_session(c1) : NULL;
+    SSL_free(c1);
+    CHECK(client_sess != NULL && server_sess != NULL,
+          "set1_id handshake: a full handshake leaves a client session and a cached server session");
+    if (client_sess != NULL && server_sess != NULL) {
+        unsigned char other[SSL_MAX_SSL_SESSION_ID_LENGTH];
+        memset(other, 0x5a, sizeof other);
+        CHECK(SSL_SESSION_set1_id(server_sess, other, sizeof other) == 1,
+              "set1_id handshake: the server's cached session gets another id");
+        SSL *c2 = handshake(cctx, sctx, client_sess, 0, NULL);
+        CHECK(c2 != NULL && SSL_session_reused(c2) == 0,
+              "set1_id handshake: the client offering the old id gets a full handshake, not a failed one");
+        SSL_free(c2);
+    }
+    ERR_clear_error();
+    SSL_SESSION_free(client_sess);
+    SSL_SESSION_free(server_sess);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+}
+
+/* An application's SSL_CTX ex_data index registered after libsslsess's
+ * (libsslsess registers at the first SSL_CTX_new): its free callback runs
+ * after libsslsess's during SSL_CTX_free and may still call into the cache.
+ * It must see an empty cache, never freed memory (the valgrind runs of this
+ * suite would report an invalid read). */
+static int late_free_calls;
+static long late_number = -1;
+static void late_ex_data_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    (void)ad, (void)idx, (void)argl, (void)argp;
+    if (ptr != NULL) {
+        late_free_calls++;
+        late_number = SSL_CTX_sess_number((SSL_CTX *)parent);
+    }
+}
+
+static void test_late_ex_data_free_callback(void)
+{
+    SECTION("an application's ex_data free callback may call into the cache while the context is freed");
+    int idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, late_ex_data_free);
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_SESSION *s = mk("late-free", 0x4c, 1);
+    CHECK(idx >= 0 && SSL_CTX_add_session(ctx, s) == 1 && SSL_CTX_set_ex_data(ctx, idx, ctx) == 1,
+          "late ex_data: a context with a cached session and the application's ex_data");
+    SSL_CTX_free(ctx);
+    CHECK(late_free_calls == 1 && late_number == 0,
+          "late ex_data: the application's free callback ran and saw an empty cache (%d call, number %ld)",
+          late_free_calls, late_number);
+    ERR_clear_error();
+    SSL_SESSION_free(s);
+}
+
 /* The server's lookup hands a cached session to libssl, which then
  * "imports" it with SSL_CTX_add_session. Plain libssl found it in its own
  * hash and adds nothing; if another connection consumed the session in
@@ -1811,6 +1876,16 @@ int main(int argc, char **argv)
     }
     if (argc > 1 && strcmp(argv[1], "--trace-case") == 0)
         return trace_case();
+    if (argc > 1 && strcmp(argv[1], "--trace-case-closed-stderr") == 0) {
+        /* As a server whose stderr reader is gone: SIGPIPE ignored, every
+         * write to stderr fails with EPIPE. */
+        int p[2];
+        signal(SIGPIPE, SIG_IGN);
+        if (pipe(p) != 0 || close(p[0]) != 0 || dup2(p[1], 2) < 0)
+            return 2;
+        close(p[1]);
+        return trace_case();
+    }
 
     printf("# conformance: %s, libssl %s\n",
            under_sslsess() ? "libsslsess in place" : "plain libssl (reference)", OpenSSL_version(OPENSSL_VERSION));
@@ -1819,6 +1894,8 @@ int main(int argc, char **argv)
     test_synonyms();
     test_set_session();
     test_handshakes();
+    test_rekeyed_session_not_served();
+    test_late_ex_data_free_callback();
     test_flush();
     test_cache_size();
     test_matching_and_contexts();

@@ -313,6 +313,16 @@ trace() {
 trace linked "$LINKED" "$LINKED" --trace-case
 trace preload "$PLAIN" env LD_PRELOAD="$SSLSESS_LIB" "$PLAIN" --trace-case
 
+# A server's stderr can be a pipe whose reader is gone (SIGPIPE ignored, as
+# servers do): tracing must then fail quietly, not abort the program.
+SSLSESS_LOG=debug "$LINKED" --trace-case-closed-stderr >"$OUT/trace-epipe.out"
+rc=$?
+if [ "$rc" -eq 0 ] && grep -q 'trace-case: add=1 remove=1' "$OUT/trace-epipe.out"; then
+    pass "trace: stderr a pipe nobody reads (EPIPE) under SSLSESS_LOG=debug: the program runs on, exit code 0"
+else
+    fail "trace: stderr a pipe nobody reads under SSLSESS_LOG=debug: exit code $rc"
+fi
+
 # ---------------------------------------------------------------------------
 echo
 suite_summary conformance-suite
