@@ -380,12 +380,15 @@ fn take_served_mark(
 /// as libssl does for every session that leaves a cache or is removed.
 ///
 /// libssl has no setter for the flag: its own `SSL_CTX_remove_session` sets
-/// it on the session given, then calls the remove callback after releasing
-/// its lock, and that is what is called here. libssl's own cache is empty
-/// (or, under -Bsymbolic, holds only what libssl stored itself and must
-/// lose it too), so the call finds nothing else to do. libssl ignores a
-/// session with an empty id: such a session is non-resumable anyway unless
-/// it carries a ticket, and is reported directly.
+/// it on the session given (and then calls that context's remove callback,
+/// after releasing its lock). libssl's own cache in `ctx` is empty, so that
+/// call is made on a marker context (see [`marker`]) instead of `ctx`: it
+/// takes the marker's lock rather than `ctx`'s, which every thread removing
+/// from `ctx` would otherwise take in turn; the remove callback is then
+/// `ctx`'s, called here. Under `-Bsymbolic`, libssl's cache in `ctx` holds
+/// what libssl stored itself, which must go too, so the call is made on
+/// `ctx`. libssl ignores a session with an empty id: such a session is
+/// non-resumable anyway unless it carries a ticket, and is reported directly.
 ///
 /// Returns whether libssl's own cache held a session with that key.
 fn release_session(
@@ -397,8 +400,57 @@ fn release_session(
         session::report_removed(ctx, session);
         return Ok(false);
     }
+    let remove = real::SSL_CTX_remove_session()?;
+    if !libssl::binds_internally() {
+        if let Some(marker) = marker() {
+            // SAFETY: live marker context and session; the marker's cache is
+            // always empty, so this only marks the session.
+            unsafe { remove(marker.as_ptr(), session.as_ptr()) };
+            session::report_removed(ctx, session);
+            return Ok(false);
+        }
+    }
     // SAFETY: live ctx and session.
-    Ok(unsafe { real::SSL_CTX_remove_session()?(ctx.as_ptr(), session.as_ptr()) } == 1)
+    Ok(unsafe { remove(ctx.as_ptr(), session.as_ptr()) } == 1)
+}
+
+/// Marker contexts: `SSL_CTX`s that never cache anything, used only to have
+/// libssl mark sessions non-resumable (see [`release_session`]). Each thread
+/// uses one of them, so that threads rarely share a marker's lock. They live
+/// in a library context of their own, so that creating them runs no
+/// application's (or our) ex_data callbacks; they live as long as the
+/// process.
+const MARKERS: usize = 16;
+
+fn marker() -> Option<NonNull<SSL_CTX>> {
+    static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
+    static POOL: [OnceLock<usize>; MARKERS] = [const { OnceLock::new() }; MARKERS];
+    thread_local! {
+        static STRIPE: usize = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % MARKERS;
+    }
+    let stripe = STRIPE.try_with(|s| *s).unwrap_or(0);
+    NonNull::new(*POOL[stripe].get_or_init(new_marker) as *mut SSL_CTX)
+}
+
+/// A marker context, or 0 when none can be made (callers then fall back to
+/// the context itself). Leaves OpenSSL's error queue as it found it.
+fn new_marker() -> usize {
+    static LIBRARY: OnceLock<usize> = OnceLock::new();
+    // SAFETY: plain constructors; failures are NULL.
+    unsafe {
+        libssl::ERR_set_mark();
+        let libctx = *LIBRARY.get_or_init(|| openssl_sys::OSSL_LIB_CTX_new() as usize);
+        let ctx = match real::SSL_CTX_new_ex() {
+            Ok(new) if libctx != 0 => new(
+                libctx as *mut openssl_sys::OSSL_LIB_CTX,
+                std::ptr::null(),
+                openssl_sys::TLS_method(),
+            ),
+            _ => std::ptr::null_mut(),
+        };
+        libssl::ERR_pop_to_mark();
+        ctx as usize
+    }
 }
 
 /// Releases sessions that left `ctx`'s cache by eviction or flush, in order.

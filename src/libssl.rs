@@ -46,6 +46,8 @@ unsafe extern "C" {
     pub fn SSL_CTX_sess_get_remove_cb(ctx: *mut SSL_CTX) -> Option<RemoveSessionCb>;
     pub fn SSL_SESSION_is_resumable(s: *const SSL_SESSION) -> c_int;
     pub fn ERR_peek_error() -> std::ffi::c_ulong;
+    pub fn ERR_set_mark() -> c_int;
+    pub fn ERR_pop_to_mark() -> c_int;
 }
 
 /// Where `name@OPENSSL_3.0.0` lives outside this library, or 0.
