@@ -2,28 +2,32 @@
 //!
 //! One [`SessionCache`] per `SSL_CTX`. It stores opaque session handles `S`
 //! (in production an owning `SessionRef`, in tests any `Clone + PartialEq`
-//! value) under a [`SessionKey`], ordered by [`Expiry`] for eviction and flush.
+//! value that knows its [`CurrentKey`]) under a [`SessionKey`], ordered by
+//! [`Expiry`] for eviction and flush.
 //!
 //! Layout: the cache is split into [`SHARDS`] shards chosen by key hash, each
 //! behind its own mutex, so threads working on different sessions never wait
 //! for each other. A shard keeps its entries in a chunked slab (no large
-//! reallocations, little slack), a hash index of slab slots, and an indexed
-//! binary min-heap over `(expiry, seq)`; `seq` is a per-cache insertion counter
+//! reallocations, little slack), a hash index of slab slots, and a binary
+//! min-heap over `(expiry, stamp)`; the stamp is a monotonic clock reading,
 //! so that sessions with equal expiry leave in insertion order, as libssl's
-//! expiry list does.
+//! expiry list does, without a counter shared by all threads. Nothing that
+//! every add or remove writes is shared between shards (see [`Counters`]).
 //!
 //! Invariants (per shard, under its lock):
-//! - every live slot is in the index and in the heap exactly once, and
-//!   `slots[heap[i]].heap_pos == i`;
+//! - every live slot is in the index once and has exactly one live heap
+//!   element (same slot and seq), whose rank is at most the slot's rank;
 //! - a free slot holds no session and is on the free list.
 //!
 //! Lock scope: one shard lock at a time, never two; nothing runs user code
 //! under a lock except `S::clone`/`S::drop` of values that stay in the cache
-//! (callers get every removed handle back and drop it after the lock is
-//! released).
+//! and `CurrentKey::current_key` (callers get every removed handle back and
+//! drop it after the lock is released).
 
 use std::hash::{BuildHasher, Hasher, RandomState};
-use std::sync::atomic::{AtomicI64, AtomicIsize, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicIsize, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 use std::sync::{Mutex, MutexGuard};
 
 use hashbrown::HashTable;
@@ -198,69 +202,130 @@ impl<S> IntoIterator for Evicted<S> {
     }
 }
 
-/// Order of a cached entry: earliest expiry first, then first inserted.
-type Rank = (Expiry, u32);
+/// What the cache needs to know of a stored handle besides its identity
+/// (`PartialEq`): the key its session has now. Entries are matched against
+/// the live session rather than a copy of its key, as libssl's own table
+/// does: a session whose id changes while cached is then found under
+/// neither id, in both.
+pub trait CurrentKey {
+    fn current_key(&self) -> Option<SessionKey>;
+}
 
-/// A heap element: the rank and the slot it was pushed for. Removing or
-/// re-sorting an entry does not touch the heap: the element just goes stale
-/// (its slot is free, or holds another `seq`) and is dropped when it reaches
-/// the top or when the heap is compacted. So remove is O(1), a re-sort is a
-/// push (O(1) for the usual newest-expiry case), and eviction and flush pop
-/// in O(log n) amortised.
+/// Order of entries: earliest expiry first, then earliest stamp (when the
+/// entry was added or last re-sorted).
+type Rank = (Expiry, u64);
+
+/// Stamps order the entries of equal expiry across shards without a
+/// counter that every thread writes: a monotonic clock in nanoseconds, made
+/// strictly increasing per thread (and per shard, see [`Shard::stamp`]), so
+/// that of two adds one of which happens before the other, the first has
+/// the lower stamp, as with libssl's single list.
+fn clock_stamp() -> u64 {
+    use std::cell::Cell;
+    use std::sync::LazyLock;
+    use std::time::Instant;
+    static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+    thread_local! {
+        static LAST: Cell<u64> = const { Cell::new(0) };
+    }
+    let now = EPOCH.elapsed().as_nanos() as u64;
+    LAST.try_with(|last| {
+        let stamp = now.max(last.get() + 1);
+        last.set(stamp);
+        stamp
+    })
+    .unwrap_or(now)
+}
+
+/// A heap element: a rank, and the slot and seq of the entry it stands for.
+/// Removing an entry does not touch the heap: its element just goes stale
+/// (its slot is free, or holds another seq) and is dropped when it reaches
+/// the top or when the heap is compacted. Re-sorting an entry to a later
+/// rank (a duplicate add, the usual case) only updates its slot: the
+/// element's rank is then a lower bound, and the element is pushed down to
+/// the slot's rank when it reaches the top. Re-sorting to an earlier rank
+/// pushes a new element (new seq). So remove and re-sort are O(1) or a
+/// push, and eviction and flush pop in O(log n) amortised.
 #[derive(Clone, Copy)]
 struct HeapEntry {
     expiry: Expiry,
-    seq: u32,
+    stamp: u64,
     slot: u32,
+    seq: u32,
 }
 
 impl HeapEntry {
     fn rank(&self) -> Rank {
-        (self.expiry, self.seq)
+        (self.expiry, self.stamp)
     }
 }
 
+/// A slab slot: 32 bytes. No copy of the key: the index finds candidates
+/// by hash, and the session itself says whether it has the key.
 struct Slot<S> {
     session: Option<S>,
-    /// The rank's seq of this entry's one live heap element. (A u32: a stale
-    /// element could only be mistaken for live if it survived 2^32 inserts
-    /// while sitting below every flush and eviction, which pop stale
-    /// elements as they reach the top.)
+    /// The entry's rank; its heap element's rank is this or earlier.
+    expiry: Expiry,
+    stamp: u64,
+    /// The key's table hash, to find the slot's index entry on removal.
+    hash: u32,
+    /// The seq of this entry's one live heap element (a u32 per shard: a
+    /// stale element could only be taken for live if it survived 2^32
+    /// inserts while sitting below every flush and eviction, which pop
+    /// stale elements as they reach the top).
     seq: u32,
-    key: SessionKey,
 }
 
 const CHUNK_BITS: u32 = 8;
 const CHUNK: usize = 1 << CHUNK_BITS;
 
-/// An index entry: a slab slot and the low half of its key's hash, so the
-/// table can grow, and probes can reject most candidates, without reading
-/// the slab.
-#[derive(Clone, Copy)]
-struct IndexEntry {
-    slot: u32,
-    hash: u32,
+/// The hash the index works with, from the key's 32-bit table hash in both
+/// halves (hashbrown takes its bucket from the low bits and its tag from the
+/// top ones), so that it can be rebuilt from `Slot::hash`.
+fn index_hash(hash: u32) -> u64 {
+    hash as u64 | (hash as u64) << 32
 }
 
-/// The hash the index works with, made from the low 32 bits of the key's
-/// hash in both halves (hashbrown takes its bucket from the low bits and its
-/// tag from the top ones), so that it can be rebuilt from `IndexEntry::hash`.
-fn index_hash(full: u64) -> u64 {
-    let low = full as u32 as u64;
-    low | low << 32
-}
+/// How far a shard's count may drift from the cache-wide count before it
+/// is folded in (see [`Counters`]).
+const BATCH: isize = 32;
+/// The most the cache-wide count can be off by, all shards together.
+const SLACK: isize = BATCH * SHARDS as isize;
 
-/// One shard: slab + hash index + heap. All methods run under the shard lock.
+/// One shard: a chunked slab of slots (filled in insertion order, no large
+/// reallocations), a hash index of slot numbers (4 bytes each, so that it
+/// stays in cache), and the heap. All methods run under the shard lock.
 struct Shard<S> {
     chunks: Vec<Vec<Slot<S>>>,
     free: Vec<u32>,
-    index: HashTable<IndexEntry>,
+    index: HashTable<u32>,
     heap: Vec<HeapEntry>,
     live: usize,
+    next_seq: u32,
+    last_stamp: u64,
+    /// Adds minus removes not yet folded into `Counters::len`.
+    pending: isize,
 }
 
 fn slot_in<S>(chunks: &[Vec<Slot<S>>], i: u32) -> &Slot<S> {
     &chunks[(i >> CHUNK_BITS) as usize][i as usize & (CHUNK - 1)]
+}
+
+/// Whether slot `i` holds the session with `key`; `same` is a fast yes for
+/// the caller's own object (whose key is `key`).
+fn holds<S: CurrentKey>(
+    chunks: &[Vec<Slot<S>>],
+    i: u32,
+    hash: u32,
+    key: &SessionKey,
+    same: &impl Fn(&S) -> bool,
+) -> bool {
+    let slot = slot_in(chunks, i);
+    slot.hash == hash
+        && slot
+            .session
+            .as_ref()
+            .is_some_and(|s| same(s) || s.current_key().as_ref() == Some(key))
 }
 
 impl<S> Shard<S> {
@@ -271,6 +336,9 @@ impl<S> Shard<S> {
             index: HashTable::new(),
             heap: Vec::new(),
             live: 0,
+            next_seq: 0,
+            last_stamp: 0,
+            pending: 0,
         }
     }
 
@@ -282,51 +350,60 @@ impl<S> Shard<S> {
         &mut self.chunks[(i >> CHUNK_BITS) as usize][i as usize & (CHUNK - 1)]
     }
 
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.live
+    /// A seq for a new heap element.
+    fn seq(&mut self) -> u32 {
+        self.next_seq = self.next_seq.wrapping_add(1);
+        self.next_seq
     }
 
-    /// The slot holding `key`, whose index hash is `hash`.
-    fn find(&self, hash: u64, key: &SessionKey) -> Option<u32> {
+    /// A stamp at or after `now`, later than any this shard gave out.
+    fn stamp(&mut self, now: u64) -> u64 {
+        self.last_stamp = now.max(self.last_stamp + 1);
+        self.last_stamp
+    }
+
+    /// The slot holding the session with `key`.
+    fn find(&self, hash: u32, key: &SessionKey, same: impl Fn(&S) -> bool) -> Option<u32>
+    where
+        S: CurrentKey,
+    {
         let chunks = &self.chunks;
         self.index
-            .find(hash, |e| {
-                e.hash == hash as u32 && slot_in(chunks, e.slot).key == *key
-            })
-            .map(|e| e.slot)
-    }
-
-    fn is_live(&self, e: &HeapEntry) -> bool {
-        let slot = self.slot(e.slot);
-        slot.session.is_some() && slot.seq == e.seq
+            .find(index_hash(hash), |&i| holds(chunks, i, hash, key, &same))
+            .copied()
     }
 
     /// Stores `session` under `key` unless the key is present: then returns
     /// the slot that holds it, and the session back. One probe either way.
-    /// `Ok(true)`: the new entry is the heap's root.
     fn insert_or_find(
         &mut self,
-        hash: u64,
-        key: SessionKey,
+        hash: u32,
+        key: &SessionKey,
         session: S,
         rank: Rank,
-    ) -> Result<bool, (u32, S)> {
+        seq: u32,
+    ) -> Result<u32, (u32, S)>
+    where
+        S: CurrentKey + PartialEq,
+    {
         let chunks = &self.chunks;
+        let same = |s: &S| *s == session;
         let vacant = match self.index.entry(
-            hash,
-            |e| e.hash == hash as u32 && slot_in(chunks, e.slot).key == key,
-            |e| index_hash(e.hash as u64),
+            index_hash(hash),
+            |&i| holds(chunks, i, hash, key, &same),
+            |&i| index_hash(slot_in(chunks, i).hash),
         ) {
             hashbrown::hash_table::Entry::Occupied(found) => {
-                return Err((found.get().slot, session));
+                return Err((*found.get(), session));
             }
             hashbrown::hash_table::Entry::Vacant(vacant) => vacant,
         };
         let slot = Slot {
             session: Some(session),
-            seq: rank.1,
-            key,
+            expiry: rank.0,
+            stamp: rank.1,
+            hash,
+            seq,
         };
         let i = match self.free.pop() {
             Some(i) => {
@@ -342,44 +419,18 @@ impl<S> Shard<S> {
                 ((n << CHUNK_BITS) + self.chunks[n].len() - 1) as u32
             }
         };
-        vacant.insert(IndexEntry {
-            slot: i,
-            hash: hash as u32,
-        });
+        vacant.insert(i);
         self.live += 1;
-        let root = self.push(rank, i);
-        // Removals leave stale elements behind; adds are where the heap
-        // grows, so they keep it within twice the live count.
-        self.compact_if_stale();
-        Ok(root)
+        Ok(i)
     }
 
-    /// Removes slot `i` (whose key hashes to `hash`) from the index and the
-    /// slab; returns its session. Its heap element goes stale.
-    fn take(&mut self, hash: u64, i: u32) -> S {
-        if let Ok(entry) = self.index.find_entry(hash, |e| e.slot == i) {
+    /// Removes slot `i` from the index and the slab; returns its session.
+    /// Its heap element goes stale; an emptied shard drops its heap at once.
+    fn take(&mut self, i: u32) -> S {
+        let hash = self.slot(i).hash;
+        if let Ok(entry) = self.index.find_entry(index_hash(hash), |&e| e == i) {
             entry.remove();
         }
-        self.release_slot(i)
-    }
-
-    /// Removes the entry under `key`, if any, with one probe.
-    fn take_key(&mut self, hash: u64, key: &SessionKey) -> Option<S> {
-        let chunks = &self.chunks;
-        let entry = self
-            .index
-            .find_entry(hash, |e| {
-                e.hash == hash as u32 && slot_in(chunks, e.slot).key == *key
-            })
-            .ok()?;
-        let (e, _) = entry.remove();
-        Some(self.release_slot(e.slot))
-    }
-
-    /// Frees slot `i` (already out of the index). Its heap element goes
-    /// stale; removals never grow the heap, so no compaction is needed here,
-    /// except that an emptied shard drops its heap at once.
-    fn release_slot(&mut self, i: u32) -> S {
         self.free.push(i);
         self.live -= 1;
         if self.live == 0 {
@@ -391,23 +442,43 @@ impl<S> Shard<S> {
             .expect("live slot holds a session")
     }
 
-    /// Gives slot `i` a new rank; its previous heap element goes stale.
-    /// True when the new element is the heap's root.
-    fn rerank(&mut self, i: u32, rank: Rank) -> bool {
-        self.slot_mut(i).seq = rank.1;
-        let root = self.push(rank, i);
-        self.compact_if_stale();
-        root
+    fn is_live(&self, e: &HeapEntry) -> bool {
+        let slot = self.slot(e.slot);
+        slot.session.is_some() && slot.seq == e.seq
     }
 
-    /// Pushes an element; true when it became the root.
-    fn push(&mut self, rank: Rank, slot: u32) -> bool {
+    /// The rank of slot `i`'s entry.
+    fn rank_of(&self, i: u32) -> Rank {
+        let slot = self.slot(i);
+        (slot.expiry, slot.stamp)
+    }
+
+    /// Gives the entry in slot `i` a new rank. True when a new element
+    /// became the heap's root (the published hint must follow).
+    fn rerank(&mut self, i: u32, rank: Rank, seq: u32) -> bool {
+        let old = self.rank_of(i);
+        let slot = self.slot_mut(i);
+        (slot.expiry, slot.stamp) = rank;
+        if rank >= old {
+            // The element's rank stays a lower bound.
+            return false;
+        }
+        slot.seq = seq;
+        self.push(rank, i, seq)
+    }
+
+    /// Pushes an element; true when it became the root. Adds and re-sorts
+    /// are where the heap grows, so they keep it within twice the live count.
+    fn push(&mut self, rank: Rank, slot: u32, seq: u32) -> bool {
         self.heap.push(HeapEntry {
             expiry: rank.0,
-            seq: rank.1,
+            stamp: rank.1,
             slot,
+            seq,
         });
-        self.sift_up(self.heap.len() - 1) == 0
+        let root = self.sift_up(self.heap.len() - 1) == 0;
+        self.compact_if_stale();
+        root
     }
 
     fn pop_root(&mut self) -> Option<HeapEntry> {
@@ -421,13 +492,20 @@ impl<S> Shard<S> {
         Some(root)
     }
 
-    /// Drops stale elements from the top, so the root (if any) is live.
+    /// Drops stale elements from the top and moves outdated ones down to
+    /// their entry's rank, so that the root (if any) is live and exact.
     fn clean_top(&mut self) {
-        while let Some(root) = self.heap.first() {
-            if self.is_live(root) {
+        while let Some(&root) = self.heap.first() {
+            if !self.is_live(&root) {
+                self.pop_root();
+                continue;
+            }
+            let rank = self.rank_of(root.slot);
+            if rank == root.rank() {
                 break;
             }
-            self.pop_root();
+            (self.heap[0].expiry, self.heap[0].stamp) = rank;
+            self.sift_down(0);
         }
     }
 
@@ -439,6 +517,9 @@ impl<S> Shard<S> {
         }
         let mut heap = std::mem::take(&mut self.heap);
         heap.retain(|e| self.is_live(e));
+        for e in &mut heap {
+            (e.expiry, e.stamp) = self.rank_of(e.slot);
+        }
         self.heap = heap;
         for pos in (0..self.heap.len() / 2).rev() {
             self.sift_down(pos);
@@ -451,16 +532,17 @@ impl<S> Shard<S> {
         self.heap.first().copied()
     }
 
-    /// The earliest live entry other than slot `except`, if any.
-    fn earliest_except(&mut self, except: Option<u32>) -> Option<(Rank, u32)> {
+    /// The earliest live element other than the one for slot `except`.
+    fn earliest_except(&mut self, except: Option<u32>) -> Option<HeapEntry> {
         let root = self.earliest()?;
         if Some(root.slot) != except {
-            return Some((root.rank(), root.slot));
+            return Some(root);
         }
         // Set the excepted root aside, look, and put it back.
         self.pop_root();
-        let next = self.earliest().map(|e| (e.rank(), e.slot));
-        let _ = self.push(root.rank(), root.slot);
+        let next = self.earliest();
+        self.heap.push(root);
+        self.sift_up(self.heap.len() - 1);
         next
     }
 
@@ -502,41 +584,58 @@ impl<S> Shard<S> {
         self.heap[pos] = moving;
     }
 
-    /// Takes every live entry (in rank order when `in_order`) and empties
-    /// the shard: at most one sort instead of a heap pop per entry.
-    fn drain_all(&mut self, out: &mut Vec<(Rank, S)>, in_order: bool) {
-        let mut live = std::mem::take(&mut self.heap);
-        live.retain(|e| self.is_live(e));
+    /// Takes every entry (in rank order when `in_order`) and empties the
+    /// shard: at most one sort instead of a heap pop per entry. Returns how
+    /// many it took.
+    fn drain_all(&mut self, out: &mut Vec<(Rank, S)>, in_order: bool) -> usize {
+        let taken = self.live;
         if in_order {
-            live.sort_unstable_by_key(|e| e.rank());
+            let mut live = std::mem::take(&mut self.heap);
+            live.retain(|e| self.is_live(e));
+            let mut live: Vec<(Rank, u32)> = live
+                .iter()
+                .map(|e| (self.rank_of(e.slot), e.slot))
+                .collect();
+            live.sort_unstable_by_key(|&(rank, _)| rank);
+            for (rank, i) in live {
+                let session = self.slot_mut(i).session.take().expect("live slot");
+                out.push((rank, session));
+            }
+        } else {
+            // Ranks are only needed to sort.
+            let none = (Expiry(0), 0);
+            for chunk in &mut self.chunks {
+                out.extend(
+                    chunk
+                        .iter_mut()
+                        .filter_map(|s| Some((none, s.session.take()?))),
+                );
+            }
         }
-        for e in live {
-            let session = self.slot_mut(e.slot).session.take().expect("live slot");
-            out.push((e.rank(), session));
-        }
+        let (next_seq, last_stamp) = (self.next_seq, self.last_stamp);
         *self = Shard::new();
+        (self.next_seq, self.last_stamp) = (next_seq, last_stamp);
+        taken
     }
 
-    /// Takes live entries in rank order while `take_it` says so.
-    fn drain_while(
-        &mut self,
-        hasher: &KeyHasher,
-        out: &mut Vec<(Rank, S)>,
-        take_it: impl Fn(Expiry) -> bool,
-    ) {
+    /// Takes live entries in rank order while `take_it` says so; returns how
+    /// many it took.
+    fn drain_while(&mut self, out: &mut Vec<(Rank, S)>, take_it: impl Fn(Expiry) -> bool) -> usize {
+        let mut taken = 0;
         while let Some(root) = self.earliest() {
             if !take_it(root.expiry) {
                 break;
             }
             self.pop_root();
-            let hash = index_hash(hasher.hash_one(self.slot(root.slot).key));
-            out.push((root.rank(), self.take(hash, root.slot)));
+            out.push((root.rank(), self.take(root.slot)));
+            taken += 1;
         }
+        taken
     }
 }
 
-/// A shard and, on the same cache line, a hint of its earliest entry that
-/// eviction can read without the lock.
+/// A shard and, on the same cache line, what others read without its lock:
+/// its entry count, and a hint of its earliest entry for eviction.
 ///
 /// The hint is the rank of the heap's root, published under the lock after
 /// every change. The root may be stale, so the hint is a lower bound of the
@@ -545,35 +644,38 @@ impl<S> Shard<S> {
 #[repr(align(64))]
 struct ShardCell<S> {
     shard: Mutex<Shard<S>>,
+    /// `Shard::live`, stored under the lock.
+    live: AtomicUsize,
     /// Seqlock over the two hint words: odd while a publish is under way.
     hint_version: AtomicU32,
     earliest_expiry: AtomicI64,
-    earliest_seq: AtomicU32,
+    earliest_stamp: AtomicU64,
 }
 
 impl<S> ShardCell<S> {
     fn new() -> Self {
         ShardCell {
             shard: Mutex::new(Shard::new()),
+            live: AtomicUsize::new(0),
             hint_version: AtomicU32::new(0),
             earliest_expiry: AtomicI64::new(i64::MAX),
-            earliest_seq: AtomicU32::new(u32::MAX),
+            earliest_stamp: AtomicU64::new(u64::MAX),
         }
     }
 
     /// Publishes the rank of the heap's root (call with the lock held, so
     /// there is one writer at a time).
     fn publish(&self, shard: &Shard<S>) {
-        let (expiry, seq) = shard
+        let (expiry, stamp) = shard
             .heap
             .first()
-            .map_or((Expiry(i64::MAX), u32::MAX), |e| e.rank());
+            .map_or((Expiry(i64::MAX), u64::MAX), |e| e.rank());
         let v = self.hint_version.load(Ordering::Relaxed);
         self.hint_version
             .store(v.wrapping_add(1), Ordering::Relaxed);
         std::sync::atomic::fence(Ordering::Release);
         self.earliest_expiry.store(expiry.0, Ordering::Relaxed);
-        self.earliest_seq.store(seq, Ordering::Relaxed);
+        self.earliest_stamp.store(stamp, Ordering::Relaxed);
         self.hint_version
             .store(v.wrapping_add(2), Ordering::Release);
     }
@@ -586,10 +688,11 @@ impl<S> ShardCell<S> {
         for _ in 0..4 {
             let before = self.hint_version.load(Ordering::Acquire);
             let expiry = self.earliest_expiry.load(Ordering::Relaxed);
-            let seq = self.earliest_seq.load(Ordering::Relaxed);
+            let stamp = self.earliest_stamp.load(Ordering::Relaxed);
             std::sync::atomic::fence(Ordering::Acquire);
-            if before % 2 == 0 && self.hint_version.load(Ordering::Relaxed) == before {
-                return (seq != u32::MAX || expiry != i64::MAX).then_some((Expiry(expiry), seq));
+            if before.is_multiple_of(2) && self.hint_version.load(Ordering::Relaxed) == before {
+                return (stamp != u64::MAX || expiry != i64::MAX)
+                    .then_some((Expiry(expiry), stamp));
             }
             std::hint::spin_loop();
         }
@@ -600,50 +703,68 @@ impl<S> ShardCell<S> {
 /// The sessions of one context.
 pub struct SessionCache<S> {
     shards: [ShardCell<S>; SHARDS],
-    /// Read on every call: kept off the counters' line, which every add
-    /// writes.
+    /// Read on every call: kept off the counters' line.
     hasher: KeyHasher,
     counters: Counters,
+    /// Serialises switches between batched and exact counting.
+    switching: Mutex<()>,
 }
 
-/// The cache-wide counters, on a cache line of their own.
+/// The cache-wide count, on a cache line of its own.
+///
+/// Far from the size limit, the count is batched: each shard keeps its own
+/// difference (`Shard::pending`, under its lock) and folds it into `len`
+/// only when it reaches [`BATCH`], so threads on different shards write no
+/// common line; `len` is then within [`SLACK`] of the truth, which is enough
+/// to know that no eviction is due. Near the limit (and for every cache
+/// with a limit below `SLACK`) counting is exact: every add and remove
+/// changes `len` under its shard lock, and evictions are claimed on it.
+/// The exact count of entries is always the sum of the shards' `live`.
 #[repr(align(64))]
 struct Counters {
-    /// Entries in all shards, changed under the shard lock of the change;
-    /// exact whenever the cache is quiescent.
     /// Signed: a claimed eviction is counted before its victim leaves, so a
     /// concurrent flush can take the count briefly below zero.
     len: AtomicIsize,
-    next_seq: AtomicU32,
+    exact: AtomicBool,
+    /// The size limit the last add passed (for flush's switch back).
+    limit: AtomicUsize,
     /// Sessions evicted to respect the size limit (`SSL_CTX_sess_cache_full`).
     cache_full: AtomicU64,
 }
 
-impl<S: PartialEq> Default for SessionCache<S> {
+impl<S: PartialEq + CurrentKey> Default for SessionCache<S> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<S: PartialEq> SessionCache<S> {
+impl<S: PartialEq + CurrentKey> SessionCache<S> {
     pub fn new() -> Self {
         SessionCache {
             shards: std::array::from_fn(|_| ShardCell::new()),
             hasher: KeyHasher::new(),
             counters: Counters {
                 len: AtomicIsize::new(0),
-                next_seq: AtomicU32::new(0),
+                exact: AtomicBool::new(false),
+                limit: AtomicUsize::new(0),
                 cache_full: AtomicU64::new(0),
             },
+            switching: Mutex::new(()),
         }
     }
 
+    /// Number of sessions cached (exact whenever the cache is quiescent).
     pub fn len(&self) -> usize {
-        self.counters.len.load(Ordering::Relaxed).max(0) as usize
+        self.shards
+            .iter()
+            .map(|c| c.live.load(Ordering::Relaxed))
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.shards
+            .iter()
+            .all(|c| c.live.load(Ordering::Relaxed) == 0)
     }
 
     pub fn cache_full(&self) -> u64 {
@@ -660,57 +781,126 @@ impl<S: PartialEq> SessionCache<S> {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    fn locate(&self, key: &SessionKey) -> (u64, usize) {
+    /// The table hash (low 32 bits) and shard (bits 48..) of `key`.
+    fn locate(&self, key: &SessionKey) -> (u32, usize) {
         let hash = self.hasher.hash_one(*key);
-        // The index uses the low 32 bits; shard by bits above them.
-        (index_hash(hash), (hash >> 48) as usize % SHARDS)
+        (hash as u32, (hash >> 48) as usize % SHARDS)
     }
 
-    fn next_rank(&self, expiry: Expiry) -> Rank {
-        (
-            expiry,
-            self.counters.next_seq.fetch_add(1, Ordering::Relaxed),
-        )
+    /// Records `delta` entries added to (or removed from) `shard`, under its
+    /// lock, and stores its new live count for lock-free readers.
+    fn count(&self, cell: &ShardCell<S>, shard: &mut Shard<S>, delta: isize) {
+        cell.live.store(shard.live, Ordering::Relaxed);
+        if self.counters.exact.load(Ordering::Relaxed) {
+            self.counters.len.fetch_add(delta, Ordering::Relaxed);
+        } else {
+            shard.pending += delta;
+            if shard.pending.abs() >= BATCH {
+                self.counters
+                    .len
+                    .fetch_add(shard.pending, Ordering::Relaxed);
+                shard.pending = 0;
+            }
+        }
     }
 
-    /// Adds `session` under `key`. With `limit > 0` the cache then holds at
-    /// most `limit` sessions, evicting the earliest-expiring ones other than
-    /// the one just added. Adding the object already cached re-sorts it as
-    /// the newest of its expiry, as libssl 3.0 does (the man page calls it a
-    /// no-op; libssl's order is observable through the remove callback).
+    /// Switches to exact counting: folds every shard's difference into
+    /// `len`. A shard counts exactly from the moment it is folded (it reads
+    /// the flag under the same lock), so `len` is exact once all are.
+    fn count_exactly(&self) {
+        let _switching = self
+            .switching
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if self.counters.exact.load(Ordering::Relaxed) {
+            return;
+        }
+        self.counters.exact.store(true, Ordering::Relaxed);
+        for shard in 0..SHARDS {
+            let mut guard = self.lock(shard);
+            self.counters
+                .len
+                .fetch_add(std::mem::take(&mut guard.pending), Ordering::Relaxed);
+        }
+    }
+
+    /// Back to batched counting once the cache is far below its limit (after
+    /// a flush): then no add can be due an eviction before `len` shows it.
+    fn count_in_batches_if_far(&self) {
+        if !self.counters.exact.load(Ordering::Relaxed) {
+            return;
+        }
+        let _switching = self
+            .switching
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let limit = self.counters.limit.load(Ordering::Relaxed) as isize;
+        if limit == 0 || self.counters.len.load(Ordering::Relaxed) + 2 * SLACK < limit {
+            self.counters.exact.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Adds `session` under `key` (which must be its current key). With
+    /// `limit > 0` the cache then holds at most `limit` sessions, evicting
+    /// the earliest-expiring ones other than the one just added. Adding the
+    /// object already cached re-sorts it as the newest of its expiry, as
+    /// libssl 3.0 does (the man page calls it a no-op; libssl's order is
+    /// observable through the remove callback).
     pub fn add(&self, key: SessionKey, expiry: Expiry, session: S, limit: usize) -> Added<S> {
         let (hash, shard) = self.locate(&key);
-        let rank = self.next_rank(expiry);
+        let now = clock_stamp();
+        let cell = &self.shards[shard];
         let mut guard = self.lock(shard);
-        // The published hint only needs refreshing when the new element is
-        // the root: otherwise the old root (maybe stale now) is still a
-        // lower bound.
-        let replaced = match guard.insert_or_find(hash, key, session, rank) {
-            Ok(root) => {
-                // Counted under the lock: a remove of this entry (which needs
-                // the same lock) can never be counted first.
-                self.counters.len.fetch_add(1, Ordering::Relaxed);
-                if root {
-                    self.shards[shard].publish(&guard);
+        let rank = (expiry, guard.stamp(now));
+        let seq = guard.seq();
+        let (slot, replaced) = match guard.insert_or_find(hash, &key, session, rank, seq) {
+            Ok(i) => {
+                self.count(cell, &mut guard, 1);
+                // The published hint only needs refreshing when the new
+                // element is the root: otherwise the old root (maybe stale
+                // now) is still a lower bound.
+                if guard.push(rank, i, seq) {
+                    cell.publish(&guard);
                 }
-                None
+                (i, None)
             }
             Err((i, session)) => {
                 // Same key: re-sort, and swap the object if it is another one.
-                if guard.rerank(i, rank) {
-                    self.shards[shard].publish(&guard);
+                if guard.rerank(i, rank, seq) {
+                    cell.publish(&guard);
                 }
                 let cached = guard.slot_mut(i).session.as_mut().expect("live slot");
                 if *cached == session {
                     return Added::Duplicate(session);
                 }
-                Some(std::mem::replace(cached, session))
+                (i, Some(std::mem::replace(cached, session)))
             }
         };
         drop(guard);
+        let evicted = self.enforce(limit, (shard, slot));
+        match replaced {
+            None => Added::New { evicted },
+            Some(old) => Added::Replaced { old, evicted },
+        }
+    }
+
+    /// Evicts down to `limit` (0: none), sparing the entry just added.
+    fn enforce(&self, limit: usize, added: (usize, u32)) -> Evicted<S> {
         let mut evicted = Evicted::new();
-        while limit > 0 && self.claim_eviction(limit) {
-            match self.evict_earliest(Some((shard, hash, &key))) {
+        if limit == 0 {
+            return evicted;
+        }
+        if self.counters.limit.load(Ordering::Relaxed) != limit {
+            self.counters.limit.store(limit, Ordering::Relaxed);
+        }
+        if !self.counters.exact.load(Ordering::Relaxed) {
+            if self.counters.len.load(Ordering::Relaxed) + SLACK < limit as isize {
+                return evicted;
+            }
+            self.count_exactly();
+        }
+        while self.claim_eviction(limit) {
+            match self.evict_earliest(Some(added)) {
                 Some(s) => evicted.push(s),
                 None => {
                     // Nothing left to evict but the new session: give back
@@ -720,10 +910,7 @@ impl<S: PartialEq> SessionCache<S> {
                 }
             }
         }
-        match replaced {
-            None => Added::New { evicted },
-            Some(old) => Added::Replaced { old, evicted },
-        }
+        evicted
     }
 
     /// Takes one unit of excess over `limit` off `len`, if there is any, so
@@ -737,72 +924,76 @@ impl<S: PartialEq> SessionCache<S> {
             .is_ok()
     }
 
-    /// Removes the earliest-expiring session other than the one under
-    /// `except` (its shard, hash and key), counting it in `cache_full`. The
-    /// caller has already taken it off `len` (see `claim_eviction`).
-    fn evict_earliest(&self, except: Option<(usize, u64, &SessionKey)>) -> Option<S> {
-        let skip_in = |shard: usize, guard: &Shard<S>| match except {
-            Some((s, hash, key)) if s == shard => guard.find(hash, key),
-            _ => None,
-        };
-        // The excepted key's shard is looked at under its lock; the others by
-        // their hints, which never overstate how early their earliest entry
-        // is. The shard with the lowest candidate is locked and its exact
-        // earliest taken if it still is the lowest; otherwise its hint is
-        // now exact and we choose again. Each pass either evicts or makes a
-        // hint exact, so the loop ends unless other threads keep changing the
-        // cache under it, which the bound covers.
+    /// Removes the earliest-expiring session other than the one in `except`
+    /// (shard, slot), counting it in `cache_full`. The caller has already
+    /// taken it off `len` (see `claim_eviction`).
+    fn evict_earliest(&self, except: Option<(usize, u32)>) -> Option<S> {
+        // Hints never overstate how early a shard's earliest entry is. The
+        // shard with the lowest hint is locked and its exact earliest taken
+        // if it is no later than every other hint; otherwise its hint is now
+        // exact and we choose again. A shard whose only entry is the excepted
+        // one is passed over. Each pass evicts or makes a hint exact, so the
+        // loop ends unless other threads keep changing the cache under it,
+        // which the bound covers.
+        let mut passed_over = usize::MAX;
         for _ in 0..4 * SHARDS {
             let mut best: Option<(Rank, usize)> = None;
-            for shard in 0..SHARDS {
-                let rank = match except {
-                    Some((s, ..)) if s == shard => {
-                        let mut guard = self.lock(shard);
-                        let skip = skip_in(shard, &guard);
-                        guard.earliest_except(skip).map(|(r, _)| r)
-                    }
-                    _ => self.shards[shard].hint(),
+            let mut second: Option<Rank> = None;
+            for (shard, cell) in self.shards.iter().enumerate() {
+                let Some(rank) = cell.hint().filter(|_| shard != passed_over) else {
+                    continue;
                 };
-                if let Some(rank) = rank {
-                    if best.is_none_or(|(b, _)| rank < b) {
+                match best {
+                    Some((b, _)) if rank >= b => {
+                        if second.is_none_or(|s| rank < s) {
+                            second = Some(rank);
+                        }
+                    }
+                    _ => {
+                        second = best.map(|(b, _)| b);
                         best = Some((rank, shard));
                     }
                 }
             }
-            let (rank, shard) = best?;
+            let (_, shard) = best?;
+            let cell = &self.shards[shard];
             let mut guard = self.lock(shard);
-            let skip = skip_in(shard, &guard);
-            let found = guard.earliest_except(skip);
-            self.shards[shard].publish(&guard);
-            if let Some((exact, i)) = found {
-                if exact == rank {
-                    let hash = index_hash(self.hasher.hash_one(guard.slot(i).key));
+            let skip = except.filter(|&(s, _)| s == shard).map(|(_, slot)| slot);
+            match guard.earliest_except(skip) {
+                Some(e) if second.is_none_or(|s| e.rank() <= s) => {
                     // The victim is usually the root: pop its element now
                     // rather than leave it stale for the next eviction.
-                    if guard.heap.first().is_some_and(|e| e.slot == i) {
+                    if guard.heap.first().is_some_and(|r| r.slot == e.slot) {
                         guard.pop_root();
                     }
-                    let s = guard.take(hash, i);
-                    self.shards[shard].publish(&guard);
+                    let s = guard.take(e.slot);
+                    cell.live.store(guard.live, Ordering::Relaxed);
+                    cell.publish(&guard);
                     drop(guard);
                     self.counters.cache_full.fetch_add(1, Ordering::Relaxed);
                     return Some(s);
                 }
+                Some(_) => cell.publish(&guard),
+                None if skip.is_some() => passed_over = shard,
+                None => cell.publish(&guard),
             }
         }
         None
     }
 
-    /// Removes the session under `key`, returning it.
-    pub fn remove(&self, key: &SessionKey) -> Option<S> {
+    /// Removes the session under `key`, returning it; `same` is a fast yes
+    /// for the caller's own object (whose key is `key`).
+    pub fn remove(&self, key: &SessionKey, same: impl Fn(&S) -> bool) -> Option<S> {
         let (hash, shard) = self.locate(key);
+        let cell = &self.shards[shard];
         let mut guard = self.lock(shard);
-        let s = guard.take_key(hash, key)?;
-        self.counters.len.fetch_sub(1, Ordering::Relaxed);
+        let i = guard.find(hash, key, same)?;
+        let s = guard.take(i);
+        self.count(cell, &mut guard, -1);
         // The heap's root is unchanged (maybe stale now): the published hint
         // is still a lower bound, unless the shard emptied.
         if guard.heap.is_empty() {
-            self.shards[shard].publish(&guard);
+            cell.publish(&guard);
         }
         drop(guard);
         Some(s)
@@ -816,13 +1007,13 @@ impl<S: PartialEq> SessionCache<S> {
     {
         let (hash, shard) = self.locate(key);
         let guard = self.lock(shard);
-        let i = guard.find(hash, key)?;
+        let i = guard.find(hash, key, |_| false)?;
         guard.slot(i).session.clone()
     }
 
     pub fn contains(&self, key: &SessionKey) -> bool {
         let (hash, shard) = self.locate(key);
-        self.lock(shard).find(hash, key).is_some()
+        self.lock(shard).find(hash, key, |_| false).is_some()
     }
 
     /// Removes the sessions `scope` selects. With `in_order` they are returned
@@ -831,21 +1022,22 @@ impl<S: PartialEq> SessionCache<S> {
     /// O(k log n) for k expired sessions, O(n log n) or O(n) for all.
     pub fn flush(&self, scope: FlushScope, in_order: bool) -> Vec<S> {
         let mut out = Vec::new();
-        for shard in 0..SHARDS {
-            let before = out.len();
+        for (shard, cell) in self.shards.iter().enumerate() {
             let mut guard = self.lock(shard);
-            match scope {
+            let taken = match scope {
                 FlushScope::All => guard.drain_all(&mut out, in_order),
-                FlushScope::ExpiredAt(t) => {
-                    guard.drain_while(&self.hasher, &mut out, |e| e.is_expired_at(t))
-                }
-            }
+                FlushScope::ExpiredAt(t) => guard.drain_while(&mut out, |e| e.is_expired_at(t)),
+            };
+            // Folding the shard's difference is right in either counting mode.
+            let pending = std::mem::take(&mut guard.pending);
             self.counters
                 .len
-                .fetch_sub((out.len() - before) as isize, Ordering::Relaxed);
-            self.shards[shard].publish(&guard);
+                .fetch_add(pending - taken as isize, Ordering::Relaxed);
+            cell.live.store(guard.live, Ordering::Relaxed);
+            cell.publish(&guard);
             drop(guard);
         }
+        self.count_in_batches_if_far();
         if in_order {
             // Each shard's run is already sorted: a stable sort merges runs.
             out.sort_by_key(|(rank, _)| *rank);
@@ -858,11 +1050,15 @@ impl<S: PartialEq> SessionCache<S> {
     /// libssl's re-sort, it then ranks as the newest among equal expiries.
     pub fn reexpire_one(&self, key: &SessionKey, is_it: impl Fn(&S) -> bool, expiry: Expiry) {
         let (hash, shard) = self.locate(key);
-        let rank = self.next_rank(expiry);
+        let now = clock_stamp();
         let mut guard = self.lock(shard);
-        if let Some(i) = guard.find(hash, key) {
-            if guard.slot(i).session.as_ref().is_some_and(&is_it) {
-                guard.rerank(i, rank);
+        let Some(i) = guard.find(hash, key, &is_it) else {
+            return;
+        };
+        if guard.slot(i).session.as_ref().is_some_and(&is_it) {
+            let rank = (expiry, guard.stamp(now));
+            let seq = guard.seq();
+            if guard.rerank(i, rank, seq) {
                 self.shards[shard].publish(&guard);
             }
         }
@@ -871,7 +1067,7 @@ impl<S: PartialEq> SessionCache<S> {
     /// Number of entries actually stored, counted shard by shard.
     #[cfg(test)]
     fn stored(&self) -> usize {
-        (0..SHARDS).map(|s| self.lock(s).len()).sum()
+        (0..SHARDS).map(|s| self.lock(s).live).sum()
     }
 }
 
@@ -880,9 +1076,11 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    /// A session handle whose clones are counted through the Arc.
+    /// A session handle whose clones are counted through the Arc. Its
+    /// number is its key unless given another one (as a session whose id
+    /// is set differently).
     #[derive(Clone, Debug)]
-    struct Sess(Arc<u32>);
+    struct Sess(Arc<u32>, Arc<std::sync::atomic::AtomicU32>);
 
     impl PartialEq for Sess {
         fn eq(&self, other: &Self) -> bool {
@@ -890,12 +1088,23 @@ mod tests {
         }
     }
 
+    impl CurrentKey for Sess {
+        fn current_key(&self) -> Option<SessionKey> {
+            Some(key(self.1.load(Ordering::Relaxed)))
+        }
+    }
+
+    /// Session `n` with key `k`.
+    fn sess_keyed(n: u32, k: u32) -> Sess {
+        Sess(Arc::new(n), Arc::new(std::sync::atomic::AtomicU32::new(k)))
+    }
+
     fn key(n: u32) -> SessionKey {
         SessionKey::new(0x0303, &n.to_be_bytes()).unwrap()
     }
 
     fn sess(n: u32) -> Sess {
-        Sess(Arc::new(n))
+        sess_keyed(n, n)
     }
 
     fn ids(v: &[Sess]) -> Vec<u32> {
@@ -982,8 +1191,8 @@ mod tests {
         let c = SessionCache::new();
         c.add(key(7), Expiry(1), sess(7), 0);
         assert!(c.contains(&key(7)));
-        assert_eq!(c.remove(&key(7)).map(|s| *s.0), Some(7));
-        assert!(c.remove(&key(7)).is_none());
+        assert_eq!(c.remove(&key(7), |_| false).map(|s| *s.0), Some(7));
+        assert!(c.remove(&key(7), |_| false).is_none());
         assert!(!c.contains(&key(7)));
         assert_eq!(c.len(), 0);
     }
@@ -1023,7 +1232,7 @@ mod tests {
         for n in 1..=3 {
             c.add(key(n), Expiry(n as i64), sess(n), 0);
         }
-        match c.add(key(3), Expiry(3), sess(30), 2) {
+        match c.add(key(3), Expiry(3), sess_keyed(30, 3), 2) {
             Added::Replaced { old, evicted } => {
                 assert_eq!(*old.0, 3);
                 assert_eq!(evicted_ids(evicted), vec![1]);
@@ -1099,7 +1308,10 @@ mod tests {
             x ^= x << 17;
             let n = (x % 500) as u32;
             if x % 3 == 0 {
-                assert_eq!(c.remove(&key(n)).is_some(), live.remove(&n).is_some());
+                assert_eq!(
+                    c.remove(&key(n), |_| false).is_some(),
+                    live.remove(&n).is_some()
+                );
             } else {
                 let e = (x >> 32) as i64 % 1000;
                 c.add(key(n), Expiry(e), sess(n), 0);
@@ -1135,7 +1347,7 @@ mod tests {
             }
         }
         for n in 0..25 {
-            assert!(c.remove(&key(n)).is_some());
+            assert!(c.remove(&key(n), |_| false).is_some());
         }
         let heap: usize = (0..SHARDS).map(|s| c.lock(s).heap.len()).sum();
         assert!(heap <= 2 * 25 + 64 * SHARDS, "heap compacted: {heap}");
@@ -1155,7 +1367,7 @@ mod tests {
         }
         for n in 64..200_064 {
             c.add(key(n), Expiry(n as i64), sess(n), 0);
-            assert!(c.remove(&key(n)).is_some());
+            assert!(c.remove(&key(n), |_| false).is_some());
         }
         let heap: usize = (0..SHARDS).map(|s| c.lock(s).heap.len()).sum();
         assert!(
@@ -1191,7 +1403,7 @@ mod tests {
                         let n = t * 100_000 + i;
                         c.add(key(n), Expiry(i as i64), sess(n), 0);
                         if i % 2 == 0 {
-                            assert!(c.remove(&key(n)).is_some());
+                            assert!(c.remove(&key(n), |_| false).is_some());
                         }
                     }
                 })

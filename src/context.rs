@@ -509,7 +509,7 @@ pub fn remove(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Result<c_
     if key.is_empty_id() {
         return Ok(0);
     }
-    let removed = state.sessions.remove(&key);
+    let removed = state.sessions.remove(&key, |s| s.is(session));
     let in_libssl = release_session(ctx, session, false)?;
     let found = removed.is_some() || in_libssl;
     drop(removed);
@@ -580,7 +580,7 @@ pub fn lookup(
             let moves =
                 libssl::binds_internally() && mode & libssl::SSL_SESS_CACHE_NO_INTERNAL_STORE == 0;
             let found = if moves {
-                state.sessions.remove(&key)
+                state.sessions.remove(&key, |_| false)
             } else {
                 state.sessions.get(&key)
             };

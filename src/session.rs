@@ -5,7 +5,7 @@ use std::ptr::NonNull;
 
 use openssl_sys::{SSL_CTX, SSL_SESSION};
 
-use crate::cache::{Expiry, SessionKey};
+use crate::cache::{CurrentKey, Expiry, SessionKey};
 use crate::errors::Error;
 use crate::libssl;
 
@@ -49,6 +49,12 @@ impl SessionRef {
 
     pub fn is(&self, session: NonNull<SSL_SESSION>) -> bool {
         self.0 == session
+    }
+}
+
+impl CurrentKey for SessionRef {
+    fn current_key(&self) -> Option<SessionKey> {
+        key_of(self.0).ok()
     }
 }
 
