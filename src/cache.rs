@@ -804,6 +804,20 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         }
     }
 
+    /// Counts an entry just added to `shard`, under its lock. When counting
+    /// exactly, the count is left to [`Self::enforce`], which makes it part
+    /// of the eviction claim (one write of `len` per add); returns whether
+    /// it was left.
+    fn count_added(&self, cell: &ShardCell<S>, shard: &mut Shard<S>) -> bool {
+        if self.counters.exact.load(Ordering::Relaxed) {
+            cell.live.store(shard.live, Ordering::Relaxed);
+            true
+        } else {
+            self.count(cell, shard, 1);
+            false
+        }
+    }
+
     /// Switches to exact counting: folds every shard's difference into
     /// `len`. A shard counts exactly from the moment it is folded (it reads
     /// the flag under the same lock), so `len` is exact once all are.
@@ -853,16 +867,17 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         let mut guard = self.lock(shard);
         let rank = (expiry, guard.stamp(now));
         let seq = guard.seq();
-        let (slot, replaced) = match guard.insert_or_find(hash, &key, session, rank, seq) {
+        let (slot, replaced, uncounted) = match guard.insert_or_find(hash, &key, session, rank, seq)
+        {
             Ok(i) => {
-                self.count(cell, &mut guard, 1);
+                let uncounted = self.count_added(cell, &mut guard);
                 // The published hint only needs refreshing when the new
                 // element is the root: otherwise the old root (maybe stale
                 // now) is still a lower bound.
                 if guard.push(rank, i, seq) {
                     cell.publish(&guard);
                 }
-                (i, None)
+                (i, None, uncounted)
             }
             Err((i, session)) => {
                 // Same key: re-sort, and swap the object if it is another one.
@@ -873,20 +888,41 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
                 if *cached == session {
                     return Added::Duplicate(session);
                 }
-                (i, Some(std::mem::replace(cached, session)))
+                (i, Some(std::mem::replace(cached, session)), false)
             }
         };
         drop(guard);
-        let evicted = self.enforce(limit, (shard, slot));
+        let evicted = self.enforce(limit, (shard, slot), uncounted);
         match replaced {
             None => Added::New { evicted },
             Some(old) => Added::Replaced { old, evicted },
         }
     }
 
-    /// Evicts down to `limit` (0: none), sparing the entry just added.
-    fn enforce(&self, limit: usize, added: (usize, u32)) -> Evicted<S> {
+    /// Evicts down to `limit` (0: none), sparing the entry just added; first
+    /// counts that entry if `uncounted`.
+    fn enforce(&self, limit: usize, added: (usize, u32), uncounted: bool) -> Evicted<S> {
         let mut evicted = Evicted::new();
+        if uncounted {
+            // Count the new entry, unless the cache is full: then it and the
+            // victim it now owes cancel out, and `len` is not written at all.
+            let owes_victim = self
+                .counters
+                .len
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |len| {
+                    (limit == 0 || len < limit as isize).then_some(len + 1)
+                })
+                .is_err();
+            if owes_victim {
+                match self.evict_earliest(Some(added)) {
+                    Some(s) => evicted.push(s),
+                    None => {
+                        self.counters.len.fetch_add(1, Ordering::Relaxed);
+                        return evicted;
+                    }
+                }
+            }
+        }
         if limit == 0 {
             return evicted;
         }
