@@ -967,16 +967,22 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         // Hints never overstate how early a shard's earliest entry is. The
         // shard with the lowest hint is locked and its exact earliest taken
         // if it is no later than every other hint; otherwise its hint is now
-        // exact and we choose again. A shard whose only entry is the excepted
-        // one is passed over. Each pass evicts or makes a hint exact, so the
-        // loop ends unless other threads keep changing the cache under it,
-        // which the bound covers.
-        let mut passed_over = usize::MAX;
+        // exact and we choose again. The excepted entry's shard is ranked by
+        // its earliest other entry once that was seen under its lock (its
+        // hint may be the excepted entry itself). Each pass evicts or makes a
+        // rank exact, so the loop ends unless other threads keep changing the
+        // cache under it, which the bound covers.
+        let except_shard = except.map(|(shard, _)| shard);
+        let mut except_rank: Option<Option<Rank>> = None;
         for _ in 0..4 * SHARDS {
             let mut best: Option<(Rank, usize)> = None;
             let mut second: Option<Rank> = None;
             for (shard, cell) in self.shards.iter().enumerate() {
-                let Some(rank) = cell.hint().filter(|_| shard != passed_over) else {
+                let rank = match except_rank {
+                    Some(known) if Some(shard) == except_shard => known,
+                    _ => cell.hint(),
+                };
+                let Some(rank) = rank else {
                     continue;
                 };
                 match best {
@@ -995,7 +1001,11 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
             let cell = &self.shards[shard];
             let mut guard = self.lock(shard);
             let skip = except.filter(|&(s, _)| s == shard).map(|(_, slot)| slot);
-            match guard.earliest_except(skip) {
+            let found = guard.earliest_except(skip);
+            if skip.is_some() {
+                except_rank = Some(found.map(|e| e.rank()));
+            }
+            match found {
                 Some(e) if second.is_none_or(|s| e.rank() <= s) => {
                     // The victim is usually the root: pop its element now
                     // rather than leave it stale for the next eviction.
@@ -1009,9 +1019,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
                     self.counters.cache_full.fetch_add(1, Ordering::Relaxed);
                     return Some(s);
                 }
-                Some(_) => cell.publish(&guard),
-                None if skip.is_some() => passed_over = shard,
-                None => cell.publish(&guard),
+                _ => cell.publish(&guard),
             }
         }
         None
@@ -1426,6 +1434,71 @@ mod tests {
         }
         assert!(c.contains(&key(3)));
         assert_eq!(ids(&c.flush(FlushScope::All, true)), vec![3, 2]);
+    }
+
+    #[test]
+    fn an_earliest_newcomer_still_evicts_when_its_shard_holds_others() {
+        let c = SessionCache::new();
+        for n in 0..200 {
+            c.add(key(n), Expiry(1000 + n as i64), sess(n), 200);
+        }
+        // Each newcomer expires before everything cached, so it is the
+        // lowest hint of its shard: the eviction must look past it.
+        for n in 200..400u32 {
+            match c.add(key(n), Expiry(1000 - n as i64), sess(n), 200) {
+                // The earliest other: the previous newcomer (the first
+                // time, the earliest of the rest).
+                Added::New { evicted } => {
+                    assert_eq!(evicted_ids(evicted), vec![if n == 200 { 0 } else { n - 1 }])
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!((c.len(), c.stored()), (200, 200));
+    }
+
+    #[test]
+    fn limits_above_the_batching_slack_are_exact() {
+        let c = SessionCache::new();
+        let limit = 3 * SLACK as usize;
+        let mut evicted = Vec::new();
+        for round in 0..2 {
+            for n in 0..(limit as u32 + 700) {
+                if let Added::New { evicted: ev } = c.add(key(n), Expiry(5), sess(n), limit) {
+                    evicted.extend(ev.into_iter());
+                }
+                assert!(c.len() <= limit);
+            }
+            assert_eq!((c.len(), c.stored()), (limit, limit), "round {round}");
+            assert_eq!(ids(&evicted), (0..700).collect::<Vec<_>>());
+            evicted.clear();
+            // Emptied far below the limit: counting goes back to batches.
+            assert_eq!(c.flush(FlushScope::All, false).len(), limit);
+            assert!(!c.counters.exact.load(Ordering::Relaxed));
+        }
+    }
+
+    #[test]
+    fn a_rekeyed_session_matches_neither_key_but_still_leaves() {
+        let c = SessionCache::new();
+        let s = sess(1);
+        c.add(key(1), Expiry(5), s.clone(), 0);
+        c.add(key(2), Expiry(9), sess(2), 0);
+        s.1.store(77, Ordering::Relaxed);
+        assert!(!c.contains(&key(1)) && !c.contains(&key(77)));
+        assert!(c.remove(&key(1), |_| false).is_none());
+        assert_eq!(c.len(), 2);
+        assert_eq!(ids(&c.flush(FlushScope::ExpiredAt(6), true)), vec![1]);
+    }
+
+    #[test]
+    fn resorting_to_an_earlier_expiry_moves_the_entry_forward() {
+        let c = SessionCache::new();
+        let a = sess(1);
+        c.add(key(1), Expiry(50), a.clone(), 0);
+        c.add(key(2), Expiry(20), sess(2), 0);
+        c.add(key(1), Expiry(10), a, 0);
+        assert_eq!(ids(&c.flush(FlushScope::All, true)), vec![1, 2]);
     }
 
     #[test]
