@@ -215,6 +215,13 @@ pub trait CurrentKey {
 /// entry was added or last re-sorted).
 type Rank = (Expiry, u64);
 
+/// A rank as one integer in the same order, for eviction's scan of the
+/// shards' hints. An empty shard's hint, (i64::MAX, u64::MAX), is
+/// `u128::MAX`.
+fn ordinal((expiry, stamp): Rank) -> u128 {
+    (((expiry.0 as u64) ^ (1 << 63)) as u128) << 64 | stamp as u128
+}
+
 /// Stamps order the entries of equal expiry across shards without a
 /// counter that every thread writes: a monotonic clock in nanoseconds, made
 /// strictly increasing per thread (and per shard, see [`Shard::stamp`]), so
@@ -680,23 +687,22 @@ impl<S> ShardCell<S> {
             .store(v.wrapping_add(2), Ordering::Release);
     }
 
-    /// The published rank, or `None` for an empty heap. A read that races
-    /// a publish is retried; after a few tries the shard counts as holding
-    /// the earliest possible entry, which only makes eviction look at it
-    /// under its lock.
-    fn hint(&self) -> Option<Rank> {
+    /// The published rank as an [`ordinal`] (`u128::MAX` for an empty
+    /// heap). A read that races a publish is retried; after a few tries the
+    /// shard counts as holding the earliest possible entry, which only makes
+    /// eviction look at it under its lock.
+    fn hint(&self) -> u128 {
         for _ in 0..4 {
             let before = self.hint_version.load(Ordering::Acquire);
             let expiry = self.earliest_expiry.load(Ordering::Relaxed);
             let stamp = self.earliest_stamp.load(Ordering::Relaxed);
             std::sync::atomic::fence(Ordering::Acquire);
             if before.is_multiple_of(2) && self.hint_version.load(Ordering::Relaxed) == before {
-                return (stamp != u64::MAX || expiry != i64::MAX)
-                    .then_some((Expiry(expiry), stamp));
+                return ordinal((Expiry(expiry), stamp));
             }
             std::hint::spin_loop();
         }
-        Some((Expiry(i64::MIN), 0))
+        0
     }
 }
 
@@ -973,40 +979,32 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         // rank exact, so the loop ends unless other threads keep changing the
         // cache under it, which the bound covers.
         let except_shard = except.map(|(shard, _)| shard);
-        let mut except_rank: Option<Option<Rank>> = None;
+        let mut except_rank: Option<u128> = None;
         for _ in 0..4 * SHARDS {
-            let mut best: Option<(Rank, usize)> = None;
-            let mut second: Option<Rank> = None;
-            for (shard, cell) in self.shards.iter().enumerate() {
+            let (mut best, mut shard, mut second) = (u128::MAX, 0, u128::MAX);
+            for (i, cell) in self.shards.iter().enumerate() {
                 let rank = match except_rank {
-                    Some(known) if Some(shard) == except_shard => known,
+                    Some(known) if Some(i) == except_shard => known,
                     _ => cell.hint(),
                 };
-                let Some(rank) = rank else {
-                    continue;
-                };
-                match best {
-                    Some((b, _)) if rank >= b => {
-                        if second.is_none_or(|s| rank < s) {
-                            second = Some(rank);
-                        }
-                    }
-                    _ => {
-                        second = best.map(|(b, _)| b);
-                        best = Some((rank, shard));
-                    }
+                if rank < best {
+                    (second, best, shard) = (best, rank, i);
+                } else if rank < second {
+                    second = rank;
                 }
             }
-            let (_, shard) = best?;
+            if best == u128::MAX {
+                return None;
+            }
             let cell = &self.shards[shard];
             let mut guard = self.lock(shard);
             let skip = except.filter(|&(s, _)| s == shard).map(|(_, slot)| slot);
             let found = guard.earliest_except(skip);
             if skip.is_some() {
-                except_rank = Some(found.map(|e| e.rank()));
+                except_rank = Some(found.map_or(u128::MAX, |e| ordinal(e.rank())));
             }
             match found {
-                Some(e) if second.is_none_or(|s| e.rank() <= s) => {
+                Some(e) if ordinal(e.rank()) <= second => {
                     // The victim is usually the root: pop its element now
                     // rather than leave it stale for the next eviction.
                     if guard.heap.first().is_some_and(|r| r.slot == e.slot) {
