@@ -1092,13 +1092,12 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     /// libssl's re-sort, it then ranks as the newest among equal expiries.
     pub fn reexpire_one(&self, key: &SessionKey, is_it: impl Fn(&S) -> bool, expiry: Expiry) {
         let (hash, shard) = self.locate(key);
-        let now = clock_stamp();
         let mut guard = self.lock(shard);
         let Some(i) = guard.find(hash, key, &is_it) else {
             return;
         };
         if guard.slot(i).session.as_ref().is_some_and(&is_it) {
-            let rank = (expiry, guard.stamp(now));
+            let rank = (expiry, guard.stamp(clock_stamp()));
             let seq = guard.seq();
             if guard.rerank(i, rank, seq) {
                 self.shards[shard].publish(&guard);
