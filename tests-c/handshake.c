@@ -114,9 +114,7 @@ static void scn_tls12_session_id(void)
     CHECK(c3.client_reused == 1, "tls12 session-id: conn 3 resumed the same session again");
     CHECK(c2.server_has_match == 1, "tls12 session-id: the server's session is cached");
     hs_conn_release(&c1), hs_conn_release(&c2), hs_conn_release(&c3), hs_conn_release(&c4);
-    hs_ctx_free(s);
-    hs_ctx_free(c);
-    hs_end();
+    hs_free_and_end(s, c, NULL);
 }
 
 /* TLS 1.2 tickets: the server caches nothing. */
@@ -135,18 +133,14 @@ static void scn_tls12_tickets(void)
     CHECK(c2.client_reused == 1, "tls12 tickets: conn 2 resumed");
     CHECK(SSL_CTX_sess_number(s) == 0, "tls12 tickets: the server caches nothing");
     hs_conn_release(&c1), hs_conn_release(&c2), hs_conn_release(&c3);
-    hs_ctx_free(s);
-    hs_ctx_free(c);
-    hs_end();
+    hs_free_and_end(s, c, NULL);
 }
 
 /* TLS 1.3 stateful tickets (how: "no-ticket", "remove-cb" or
  * "early-data"): a chain of resumptions, and a replayed ticket. */
 static void scn_tls13_stateful(const char *how)
 {
-    char t[64];
-    snprintf(t, sizeof t, "tls13-stateful-%s", how);
-    hs_begin(t);
+    const char *t = hs_begin("tls13-stateful-%s", how);
     int no_ticket = strcmp(how, "no-ticket") == 0;
     SSL_CTX *s = hs_server_ctx("server", HS_TLS13, no_ticket ? SSL_OP_NO_TICKET : 0);
     SSL_CTX *c = hs_client_ctx("client", HS_TLS13);
@@ -178,9 +172,7 @@ static void scn_tls13_stateful(const char *how)
           "tls13 stateful (%s): later tickets resume", how);
     hs_conn_release(&c1), hs_conn_release(&c2), hs_conn_release(&c3);
     hs_conn_release(&c4), hs_conn_release(&c5), hs_conn_release(&c6);
-    hs_ctx_free(s);
-    hs_ctx_free(c);
-    hs_end();
+    hs_free_and_end(s, c, NULL);
 }
 
 /* TLS 1.3 default (stateless) tickets: a ticket resumes twice, nothing is
@@ -200,9 +192,7 @@ static void scn_tls13_stateless(void)
     CHECK(c2.client_reused == 1 && c3.client_reused == 1, "tls13 stateless: a ticket resumes twice");
     CHECK(SSL_CTX_sess_number(s) == 0, "tls13 stateless: the server caches nothing");
     hs_conn_release(&c1), hs_conn_release(&c2), hs_conn_release(&c3);
-    hs_ctx_free(s);
-    hs_ctx_free(c);
-    hs_end();
+    hs_free_and_end(s, c, NULL);
 }
 
 /* ------------------------------------------------------------------------
@@ -230,10 +220,8 @@ static const struct mode modes[] = {
 
 static void scn_mode(enum hs_proto proto, int antireplay, const struct mode *m, enum hs_ext e)
 {
-    char t[96];
-    snprintf(t, sizeof t, "mode-%s-%s%s-%s", m->name, proto_name(proto),
-             antireplay ? "-antireplay" : "", hs_ext_name(e));
-    hs_begin(t);
+    const char *t = hs_begin("mode-%s-%s%s-%s", m->name, proto_name(proto),
+                             antireplay ? "-antireplay" : "", hs_ext_name(e));
     SSL_CTX *s = hs_server_ctx("server", proto, SSL_OP_NO_TICKET);
     if (antireplay)
         SSL_CTX_set_max_early_data(s, 1024);
@@ -268,9 +256,7 @@ static void scn_mode(enum hs_proto proto, int antireplay, const struct mode *m, 
     hs_fact("callbacks: new(server)=%d remove=%d get=%d get-found=%d", k.new_server, k.removed,
             k.get_calls, k.get_found);
     hs_conn_release(&c1), hs_conn_release(&c2), hs_conn_release(&c3), hs_conn_release(&c4);
-    hs_ctx_free(s);
-    hs_ctx_free(c);
-    hs_end();
+    hs_free_and_end(s, c, NULL);
 }
 
 /* ------------------------------------------------------------------------
@@ -282,10 +268,8 @@ static void scn_mode(enum hs_proto proto, int antireplay, const struct mode *m, 
  */
 static void scn_expired(enum hs_proto proto, const char *how, enum hs_ext e, int lookup_via_cb)
 {
-    char t[96];
-    snprintf(t, sizeof t, "expired-%s-%s-%s%s", how, proto_name(proto), hs_ext_name(e),
-             lookup_via_cb ? "-no-internal-lookup" : "");
-    hs_begin(t);
+    const char *t = hs_begin("expired-%s-%s-%s%s", how, proto_name(proto), hs_ext_name(e),
+                             lookup_via_cb ? "-no-internal-lookup" : "");
     SSL_CTX *s = hs_server_ctx("server", proto, SSL_OP_NO_TICKET);
     SSL_CTX *c = hs_client_ctx("client", proto);
     hs_set_callbacks(s, HS_CB_NEW | HS_CB_REMOVE, 0);
@@ -311,9 +295,7 @@ static void scn_expired(enum hs_proto proto, const char *how, enum hs_ext e, int
     CHECK(c2.client_reused == 0 && c2.server_reused == 0, "%s: an expired session is not resumed", t);
     CHECK(SSL_CTX_sess_timeouts(s) >= 1, "%s: counted in timeouts", t);
     hs_conn_release(&c1), hs_conn_release(&c2), hs_conn_release(&c3);
-    hs_ctx_free(s);
-    hs_ctx_free(c);
-    hs_end();
+    hs_free_and_end(s, c, NULL);
 }
 
 /* ------------------------------------------------------------------------
@@ -324,9 +306,7 @@ static void scn_expired(enum hs_proto proto, const char *how, enum hs_ext e, int
  */
 static void scn_sni(enum hs_proto proto, const char *variant)
 {
-    char t[96];
-    snprintf(t, sizeof t, "sni-switch-%s-%s", proto_name(proto), variant);
-    hs_begin(t);
+    const char *t = hs_begin("sni-switch-%s-%s", proto_name(proto), variant);
     SSL_CTX *a = hs_server_ctx("server-first", proto, SSL_OP_NO_TICKET);
     SSL_CTX *b = hs_server_ctx("server-second", proto, SSL_OP_NO_TICKET);
     SSL_CTX *c = hs_client_ctx("client", proto);
@@ -367,10 +347,7 @@ static void scn_sni(enum hs_proto proto, const char *variant)
     if (strcmp(variant, "same") == 0)
         check_served_by(a, t);
     hs_conn_release(&c1), hs_conn_release(&c2), hs_conn_release(&c3), hs_conn_release(&c4);
-    hs_ctx_free(a);
-    hs_ctx_free(b);
-    hs_ctx_free(c);
-    hs_end();
+    hs_free_and_end(a, b, c, NULL);
 }
 
 /* ------------------------------------------------------------------------
@@ -380,11 +357,9 @@ static void scn_sni(enum hs_proto proto, const char *variant)
  */
 static void scn_client_cache(const char *kind, long client_mode)
 {
-    char t[96];
     enum hs_proto proto = strcmp(kind, "tls13") == 0 ? HS_TLS13 : HS_TLS12;
-    snprintf(t, sizeof t, "client-cache-%s-%s", kind,
-             client_mode == SSL_SESS_CACHE_BOTH ? "both" : "client");
-    hs_begin(t);
+    const char *t = hs_begin("client-cache-%s-%s", kind,
+                             client_mode == SSL_SESS_CACHE_BOTH ? "both" : "client");
     SSL_CTX *s = hs_server_ctx("server", proto,
                                strcmp(kind, "session-id") == 0 ? SSL_OP_NO_TICKET : 0);
     SSL_CTX *c = hs_client_ctx("client", proto);
@@ -401,9 +376,7 @@ static void scn_client_cache(const char *kind, long client_mode)
     hs_print_stats(c);
     CHECK(SSL_CTX_sess_number(c) > 0, "%s: the client context caches sessions", t);
     hs_conn_release(&c1), hs_conn_release(&c2), hs_conn_release(&c3), hs_conn_release(&c4);
-    hs_ctx_free(s);
-    hs_ctx_free(c);
-    hs_end();
+    hs_free_and_end(s, c, NULL);
 }
 
 /* ------------------------------------------------------------------------
@@ -412,9 +385,7 @@ static void scn_client_cache(const char *kind, long client_mode)
  */
 static void scn_unclean(enum hs_proto proto)
 {
-    char t[64];
-    snprintf(t, sizeof t, "unclean-close-%s", proto_name(proto));
-    hs_begin(t);
+    hs_begin("unclean-close-%s", proto_name(proto));
     SSL_CTX *s = hs_server_ctx("server", proto, SSL_OP_NO_TICKET);
     SSL_CTX *c = hs_client_ctx("client", proto);
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT);
@@ -428,9 +399,7 @@ static void scn_unclean(enum hs_proto proto)
     hs_print_stats(s);
     hs_print_stats(c);
     hs_conn_release(&c1), hs_conn_release(&c2), hs_conn_release(&c3);
-    hs_ctx_free(s);
-    hs_ctx_free(c);
-    hs_end();
+    hs_free_and_end(s, c, NULL);
 }
 
 /* ------------------------------------------------------------------------
@@ -438,9 +407,7 @@ static void scn_unclean(enum hs_proto proto)
  */
 static void scn_cache_size_1(enum hs_proto proto)
 {
-    char t[64];
-    snprintf(t, sizeof t, "cache-size-1-%s", proto_name(proto));
-    hs_begin(t);
+    const char *t = hs_begin("cache-size-1-%s", proto_name(proto));
     SSL_CTX *s = hs_server_ctx("server", proto, SSL_OP_NO_TICKET);
     SSL_CTX *c = hs_client_ctx("client", proto);
     hs_set_callbacks(s, HS_CB_NEW | HS_CB_REMOVE, 0);
@@ -457,9 +424,7 @@ static void scn_cache_size_1(enum hs_proto proto)
     CHECK(again[2].client_reused == 0, "%s: an evicted session does not", t);
     for (int i = 0; i < 4; i++)
         hs_conn_release(&conns[i]), hs_conn_release(&again[i]);
-    hs_ctx_free(s);
-    hs_ctx_free(c);
-    hs_end();
+    hs_free_and_end(s, c, NULL);
 }
 
 /*
@@ -470,9 +435,7 @@ static void scn_cache_size_1(enum hs_proto proto)
 static void scn_cache_size_n(enum hs_proto proto)
 {
     enum { SIZE = 3, CLIENTS = 5 };
-    char t[64];
-    snprintf(t, sizeof t, "cache-size-%d-%s", SIZE, proto_name(proto));
-    hs_begin(t);
+    const char *t = hs_begin("cache-size-%d-%s", SIZE, proto_name(proto));
     const int capacity = under_sslsess() ? SIZE : SIZE - 1;
     hs_expected_difference("capacity of a cache of size %d: %d (%s)", SIZE, capacity,
                            under_sslsess() ? "libsslsess: size" : "libssl 3.0: size-1");
@@ -549,9 +512,7 @@ static void scn_cache_size_n(enum hs_proto proto)
  */
 static void scn_autoflush(const struct mode *m)
 {
-    char t[64];
-    snprintf(t, sizeof t, "autoflush-%s", m->name);
-    hs_begin(t);
+    hs_begin("autoflush-%s", m->name);
     SSL_CTX *s = hs_server_ctx("server", HS_TLS12, SSL_OP_NO_TICKET);
     SSL_CTX *c = hs_client_ctx("client", HS_TLS12);
     hs_set_callbacks(s, HS_CB_NEW | HS_CB_REMOVE, 0);
@@ -574,9 +535,7 @@ static void scn_autoflush(const struct mode *m)
     hs_fact("%d resumption connections, %d resumed", n, resumed);
     hs_print_stats(s);
     hs_conn_release(&c1), hs_conn_release(&c2);
-    hs_ctx_free(s);
-    hs_ctx_free(c);
-    hs_end();
+    hs_free_and_end(s, c, NULL);
 }
 
 /* ------------------------------------------------------------------------
@@ -620,9 +579,7 @@ static void *worker_main(void *arg)
 
 static void scn_threads(enum hs_proto proto)
 {
-    char t[64];
-    snprintf(t, sizeof t, "threads-%s", proto_name(proto));
-    hs_begin(t);
+    const char *t = hs_begin("threads-%s", proto_name(proto));
     SSL_CTX *s = hs_server_ctx("server", proto, SSL_OP_NO_TICKET);
     hs_set_callbacks(s, HS_CB_NEW | HS_CB_REMOVE, 0);
     hs_set_quiet(1);
@@ -733,9 +690,7 @@ static void scn_tls11(void)
     CHECK(c1.ok == 1, "tls11: the handshake works here");
     CHECK(c2.client_reused == 1, "tls11: conn 2 resumed");
     hs_conn_release(&c1), hs_conn_release(&c2), hs_conn_release(&c3);
-    hs_ctx_free(s);
-    hs_ctx_free(c);
-    hs_end();
+    hs_free_and_end(s, c, NULL);
 }
 
 /* The application sets a get-session callback, then NULL: the getter
@@ -762,9 +717,7 @@ static void scn_get_get_cb(void)
     hs_print_stats(s);
     CHECK(c2.client_reused == 1, "get-get-cb: resumes after the callback is reset to NULL");
     hs_conn_release(&c1), hs_conn_release(&c2), hs_conn_release(&c3);
-    hs_ctx_free(s);
-    hs_ctx_free(c);
-    hs_end();
+    hs_free_and_end(s, c, NULL);
 }
 
 /* A server session copied (i2d/d2i) into a second context with
@@ -772,9 +725,7 @@ static void scn_get_get_cb(void)
  * two contexts corrupts libssl 3.0's lists: its SSL_CTX_free then loops.) */
 static void scn_two_contexts(enum hs_proto proto)
 {
-    char t[64];
-    snprintf(t, sizeof t, "two-contexts-%s", proto_name(proto));
-    hs_begin(t);
+    hs_begin("two-contexts-%s", proto_name(proto));
     SSL_CTX *a = hs_server_ctx("server-a", proto, SSL_OP_NO_TICKET);
     SSL_CTX *b = hs_server_ctx("server-b", proto, SSL_OP_NO_TICKET);
     SSL_CTX *c = hs_client_ctx("client", proto);
@@ -804,10 +755,7 @@ static void scn_two_contexts(enum hs_proto proto)
     hs_print_stats(a);
     hs_print_stats(b);
     hs_conn_release(&c1), hs_conn_release(&c2), hs_conn_release(&c3), hs_conn_release(&c4);
-    hs_ctx_free(a);
-    hs_ctx_free(b);
-    hs_ctx_free(c);
-    hs_end();
+    hs_free_and_end(a, b, c, NULL);
 }
 
 /* The server SSL is moved to a second context before the handshake
@@ -815,9 +763,7 @@ static void scn_two_contexts(enum hs_proto proto)
  * is created from the second context). */
 static void scn_switch_before(enum hs_proto proto, int dup)
 {
-    char t[64];
-    snprintf(t, sizeof t, "switch-before-handshake-%s%s", proto_name(proto), dup ? "-ssl-dup" : "");
-    hs_begin(t);
+    hs_begin("switch-before-handshake-%s%s", proto_name(proto), dup ? "-ssl-dup" : "");
     SSL_CTX *a = hs_server_ctx("server-first", proto, SSL_OP_NO_TICKET);
     SSL_CTX *b = hs_server_ctx("server-second", proto, SSL_OP_NO_TICKET);
     SSL_CTX *c = hs_client_ctx("client", proto);
@@ -832,10 +778,7 @@ static void scn_switch_before(enum hs_proto proto, int dup)
     hs_print_stats(a);
     hs_print_stats(b);
     hs_conn_release(&c1), hs_conn_release(&c2), hs_conn_release(&c3), hs_conn_release(&c4);
-    hs_ctx_free(a);
-    hs_ctx_free(b);
-    hs_ctx_free(c);
-    hs_end();
+    hs_free_and_end(a, b, c, NULL);
 }
 
 /* A server requesting client certificates with an empty session id
@@ -854,18 +797,14 @@ static void scn_verify_peer_no_sid_ctx(void)
     hs_print_stats(s);
     hs_print_stats(c);
     hs_conn_release(&c1), hs_conn_release(&c2);
-    hs_ctx_free(s);
-    hs_ctx_free(c);
-    hs_end();
+    hs_free_and_end(s, c, NULL);
 }
 
 /* The same SSL objects reused with SSL_clear: the client offers the
  * session it kept. */
 static void scn_ssl_clear_reuse(enum hs_proto proto)
 {
-    char t[64];
-    snprintf(t, sizeof t, "ssl-clear-reuse-%s", proto_name(proto));
-    hs_begin(t);
+    const char *t = hs_begin("ssl-clear-reuse-%s", proto_name(proto));
     SSL_CTX *s = hs_server_ctx("server", proto, SSL_OP_NO_TICKET);
     SSL_CTX *c = hs_client_ctx("client", proto);
     hs_set_callbacks(s, HS_CB_NEW | HS_CB_REMOVE, 0);
@@ -883,17 +822,13 @@ static void scn_ssl_clear_reuse(enum hs_proto proto)
     hs_print_stats(c);
     CHECK(c2.client_reused == 1, "%s: a reused client SSL resumes its kept session", t);
     hs_conn_release(&c1), hs_conn_release(&c2), hs_conn_release(&c3);
-    hs_ctx_free(s);
-    hs_ctx_free(c);
-    hs_end();
+    hs_free_and_end(s, c, NULL);
 }
 
 /* A fatal alert (forged record) removes the session from both caches. */
 static void scn_fatal_alert(enum hs_proto proto)
 {
-    char t[64];
-    snprintf(t, sizeof t, "fatal-alert-%s", proto_name(proto));
-    hs_begin(t);
+    hs_begin("fatal-alert-%s", proto_name(proto));
     SSL_CTX *s = hs_server_ctx("server", proto, SSL_OP_NO_TICKET);
     SSL_CTX *c = hs_client_ctx("client", proto);
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT);
@@ -908,18 +843,14 @@ static void scn_fatal_alert(enum hs_proto proto)
     hs_print_stats(s);
     hs_print_stats(c);
     hs_conn_release(&c1), hs_conn_release(&c2), hs_conn_release(&c3), hs_conn_release(&c4);
-    hs_ctx_free(s);
-    hs_ctx_free(c);
-    hs_end();
+    hs_free_and_end(s, c, NULL);
 }
 
 /* TLS 1.2 renegotiation, full (a new session) or abbreviated (resumes
  * the current one through the server's lookup). */
 static void scn_renegotiation(int kind)
 {
-    char t[64];
-    snprintf(t, sizeof t, "renegotiation-tls12-%s", kind == 2 ? "abbreviated" : "full");
-    hs_begin(t);
+    const char *t = hs_begin("renegotiation-tls12-%s", kind == 2 ? "abbreviated" : "full");
     SSL_CTX *s = hs_server_ctx("server", HS_TLS12,
                                SSL_OP_NO_TICKET | SSL_OP_ALLOW_CLIENT_RENEGOTIATION);
     SSL_CTX *c = hs_client_ctx("client", HS_TLS12);
@@ -935,9 +866,7 @@ static void scn_renegotiation(int kind)
     hs_print_stats(c);
     CHECK(c1.renegotiated == 1 && c2.renegotiated == 1, "%s: renegotiations finish", t);
     hs_conn_release(&c1), hs_conn_release(&c2), hs_conn_release(&c3);
-    hs_ctx_free(s);
-    hs_ctx_free(c);
-    hs_end();
+    hs_free_and_end(s, c, NULL);
 }
 
 /* Eviction order follows expiry as changed by SSL_SESSION_set_time and
@@ -990,9 +919,7 @@ static void scn_eviction_order(void)
  * sessions share one cache, and with TLS 1.2 session ids the same key. */
 static void scn_shared_ctx(enum hs_proto proto)
 {
-    char t[64];
-    snprintf(t, sizeof t, "one-ctx-both-roles-%s", proto_name(proto));
-    hs_begin(t);
+    hs_begin("one-ctx-both-roles-%s", proto_name(proto));
     SSL_CTX *x = hs_dual_ctx("shared", proto, SSL_OP_NO_TICKET);
     SSL_CTX_set_session_cache_mode(x, SSL_SESS_CACHE_BOTH);
     hs_set_callbacks(x, HS_CB_NEW | HS_CB_REMOVE, 0);
@@ -1004,17 +931,14 @@ static void scn_shared_ctx(enum hs_proto proto)
     hs_connect(x, x, c1.client_session, NULL, &c4);
     hs_print_stats(x);
     hs_conn_release(&c1), hs_conn_release(&c2), hs_conn_release(&c3), hs_conn_release(&c4);
-    hs_ctx_free(x);
-    hs_end();
+    hs_free_and_end(x, NULL);
 }
 
 /* The application frees its contexts while SSLs still hold them: the
  * contexts (and their caches) die with the last SSL. */
 static void scn_ssl_outlives_ctx(enum hs_proto proto)
 {
-    char t[64];
-    snprintf(t, sizeof t, "ssl-outlives-ctx-%s", proto_name(proto));
-    hs_begin(t);
+    const char *t = hs_begin("ssl-outlives-ctx-%s", proto_name(proto));
     SSL_CTX *s = hs_server_ctx("server", proto, SSL_OP_NO_TICKET);
     SSL_CTX *c = hs_client_ctx("client", proto);
     hs_set_callbacks(s, HS_CB_NEW | HS_CB_REMOVE, 0);

@@ -347,11 +347,14 @@ static void start_early_in_a_second(void)
     }
 }
 
-void hs_begin(const char *t)
+const char *hs_begin(const char *fmt, ...)
 {
     start_early_in_a_second();
+    va_list ap;
+    va_start(ap, fmt);
     pthread_mutex_lock(&lock);
-    snprintf(tag, sizeof tag, "%s", t);
+    vsnprintf(tag, sizeof tag, fmt, ap);
+    va_end(ap);
     n_labels = 0;
     memset(&counts, 0, sizeof counts);
     conn_counter = 0;
@@ -360,6 +363,7 @@ void hs_begin(const char *t)
     pthread_mutex_unlock(&lock);
     ext_clear();
     hs_phase("setup");
+    return tag;
 }
 
 void hs_end(void)
@@ -481,6 +485,16 @@ void hs_ctx_free(SSL_CTX *ctx)
             ctx_names[i].ctx = NULL;
     pthread_mutex_unlock(&lock);
     hs_phase("-");
+}
+
+void hs_free_and_end(SSL_CTX *ctx, ...)
+{
+    va_list ap;
+    va_start(ap, ctx);
+    for (; ctx != NULL; ctx = va_arg(ap, SSL_CTX *))
+        hs_ctx_free(ctx);
+    va_end(ap);
+    hs_end();
 }
 
 /* --- Servername switch ------------------------------------------------- */

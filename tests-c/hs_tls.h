@@ -15,9 +15,10 @@
 
 /* --- Output ------------------------------------------------------------ */
 
-/* Starts a scenario: its tag, fresh session names, counters, external
- * cache, connection numbering. */
-void hs_begin(const char *tag);
+/* Starts a scenario: its tag (printf-style, e.g. "unclean-close-%s"),
+ * fresh session names, counters, external cache, connection numbering.
+ * Returns the tag (valid until the next hs_begin). */
+const char *hs_begin(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Ends it: frees the external cache. */
 void hs_end(void);
 /* The current scenario's tag. */
@@ -57,6 +58,9 @@ const char *hs_ctx_name(const SSL_CTX *ctx);
 /* SSL_CTX_free under the phase "free NAME" (remove callbacks of the final
  * flush print there). NULL is ignored. */
 void hs_ctx_free(SSL_CTX *ctx);
+/* The usual end of a scenario: hs_ctx_free of each context given, in that
+ * order (the list ends with NULL), then hs_end. */
+void hs_free_and_end(SSL_CTX *ctx, ...) __attribute__((sentinel));
 
 /* --- Callbacks ----------------------------------------------------------- */
 
