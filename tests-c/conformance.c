@@ -574,6 +574,17 @@ static SSL *handshake(SSL_CTX *cctx, SSL_CTX *sctx, SSL_SESSION *set, int drop_o
     return c;
 }
 
+/* The client's session (a reference the caller frees) of one full handshake
+ * (see handshake; the client connection is freed), or NULL if it failed;
+ * *server_sess as for handshake. */
+static SSL_SESSION *client_session(SSL_CTX *cctx, SSL_CTX *sctx, SSL_SESSION **server_sess)
+{
+    SSL *c = handshake(cctx, sctx, NULL, 0, server_sess);
+    SSL_SESSION *sess = c != NULL ? SSL_get1_session(c) : NULL;
+    SSL_free(c);
+    return sess;
+}
+
 /* Connections whose session libssl 3.0 calls "bad": the handshake finished
  * and no close_notify was sent. libssl removes such a session from the
  * session context's cache (calling SSL_CTX_remove_session through its PLT,
@@ -653,9 +664,7 @@ static void test_handshakes(void)
     CHECK(SSL_CTX_sess_number(sctx) == 1, "handshake: the server cached the new session (SSL_CTX_sess_number == 1)");
 
     /* Reused. */
-    SSL *c1 = handshake(cctx, sctx, NULL, 0, NULL);
-    SSL_SESSION *sa = c1 ? SSL_get1_session(c1) : NULL;
-    SSL_free(c1);
+    SSL_SESSION *sa = client_session(cctx, sctx, NULL);
     if (sa == NULL) {
         CHECK(0, "handshake: cannot get a client session");
         goto out;
@@ -678,9 +687,7 @@ static void test_handshakes(void)
     }
 
     /* Not reused. */
-    SSL *c3 = handshake(cctx, sctx, NULL, 0, NULL);
-    SSL_SESSION *sb = c3 ? SSL_get1_session(c3) : NULL;
-    SSL_free(c3);
+    SSL_SESSION *sb = client_session(cctx, sctx, NULL);
     if (sb == NULL) {
         CHECK(0, "handshake: cannot get a second client session");
         goto out;
@@ -703,9 +710,7 @@ static void test_handshakes(void)
     /* NO_INTERNAL_STORE / NO_INTERNAL_LOOKUP. */
     SSL_CTX *nctx = server_ctx(SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_SESSION *ss = NULL;
-    SSL *c5 = handshake(cctx, nctx, NULL, 0, &ss);
-    SSL_SESSION *sc = c5 ? SSL_get1_session(c5) : NULL;
-    SSL_free(c5);
+    SSL_SESSION *sc = client_session(cctx, nctx, &ss);
     if (sc == NULL || ss == NULL) {
         CHECK(0, "handshake: NO_INTERNAL_STORE server handshake failed");
         SSL_SESSION_free(sc);
@@ -1441,9 +1446,7 @@ static void test_rekeyed_session_not_served(void)
     SSL_CTX *cctx = client_ctx();
     SSL_CTX *sctx = server_ctx(SSL_SESS_CACHE_SERVER);
     SSL_SESSION *server_sess = NULL;
-    SSL *c1 = handshake(cctx, sctx, NULL, 0, &server_sess);
-    SSL_SESSION *client_sess = c1 != NULL ? SSL_get1_session(c1) : NULL;
-    SSL_free(c1);
+    SSL_SESSION *client_sess = client_session(cctx, sctx, &server_sess);
     CHECK(client_sess != NULL && server_sess != NULL,
           "set1_id handshake: a full handshake leaves a client session and a cached server session");
     if (client_sess != NULL && server_sess != NULL) {

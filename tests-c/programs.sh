@@ -181,38 +181,42 @@ s_server_checks() {
     check_same_stats "$name"
 }
 
-# case_reconnect NAME STATEFUL EXPECT "SERVER OPTS" "CLIENT OPTS"
-case_reconnect() {
-    local name=$1 stateful=$2 expect=$3 sopts=$4 copts=$5 m tag
-    banner "$name: s_server $sopts -www / s_client -reconnect $copts"
+# s_server_case CLIENT NAME STATEFUL EXPECT "SERVER OPTS" "CLIENT OPTS": per
+# mode, s_server -www with SERVER OPTS, then CLIENT MODE TAG CLIENT-OPTS...
+# against it; then the common checks (the caller prints the banner).
+s_server_case() {
+    local client=$1 name=$2 stateful=$3 expect=$4 sopts=$5 copts=$6 m tag
     for m in "${MODES[@]}"; do
         tag="$(echo "$name" | tr -c 'a-zA-Z0-9\n' _)-$m"
         # shellcheck disable=SC2086
         start_s_server "$m" "$tag" $sopts
         # shellcheck disable=SC2086
-        reconnect_client "$m" "$tag" $copts
-        # shellcheck disable=SC2086
-        fetch_page "$m" "$tag" $copts
+        "$client" "$m" "$tag" $copts
         stop_server
         collect "$m" "$tag"
     done
     s_server_checks "$name" "$stateful" "$expect"
 }
 
+# reconnect_and_fetch MODE TAG OPTS...: s_client -reconnect, then one more
+# client for the status page.
+reconnect_and_fetch() {
+    reconnect_client "$@"
+    fetch_page "$@"
+}
+
+# case_reconnect NAME STATEFUL EXPECT "SERVER OPTS" "CLIENT OPTS"
+case_reconnect() {
+    local name=$1 sopts=$4 copts=$5
+    banner "$name: s_server $sopts -www / s_client -reconnect $copts"
+    s_server_case reconnect_and_fetch "$@"
+}
+
 # case_chain NAME STATEFUL EXPECT "SERVER OPTS" "CLIENT OPTS"
 case_chain() {
-    local name=$1 stateful=$2 expect=$3 sopts=$4 copts=$5 m tag
+    local name=$1 sopts=$4 copts=$5
     banner "$name: s_server $sopts -www / $((RECONNECTS + 1)) x s_client -sess_in/-sess_out $copts"
-    for m in "${MODES[@]}"; do
-        tag="$(echo "$name" | tr -c 'a-zA-Z0-9\n' _)-$m"
-        # shellcheck disable=SC2086
-        start_s_server "$m" "$tag" $sopts
-        # shellcheck disable=SC2086
-        chain_client "$m" "$tag" $copts
-        stop_server
-        collect "$m" "$tag"
-    done
-    s_server_checks "$name" "$stateful" "$expect"
+    s_server_case chain_client "$@"
 }
 
 # case_unknown NAME "SERVER OPTS" "CLIENT OPTS": the client offers a session
