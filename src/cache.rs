@@ -706,6 +706,13 @@ impl<S> ShardCell<S> {
     }
 }
 
+/// Locks `mutex`. A panic under one of the cache's locks leaves what it
+/// guards consistent (every mutation completes before anything that can
+/// panic), so poisoning carries no information here.
+fn unpoisoned<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
 /// The sessions of one context.
 pub struct SessionCache<S> {
     shards: [ShardCell<S>; SHARDS],
@@ -778,13 +785,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     }
 
     fn lock(&self, shard: usize) -> MutexGuard<'_, Shard<S>> {
-        // A panic under a shard lock leaves the shard consistent (every
-        // mutation completes before anything that can panic), so poisoning
-        // carries no information here.
-        self.shards[shard]
-            .shard
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        unpoisoned(&self.shards[shard].shard)
     }
 
     /// The table hash (low 32 bits) and shard (bits 48..) of `key`.
@@ -828,10 +829,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     /// `len`. A shard counts exactly from the moment it is folded (it reads
     /// the flag under the same lock), so `len` is exact once all are.
     fn count_exactly(&self) {
-        let _switching = self
-            .switching
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let _switching = unpoisoned(&self.switching);
         if self.counters.exact.load(Ordering::Relaxed) {
             return;
         }
@@ -850,10 +848,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         if !self.counters.exact.load(Ordering::Relaxed) {
             return;
         }
-        let _switching = self
-            .switching
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let _switching = unpoisoned(&self.switching);
         let limit = self.counters.limit.load(Ordering::Relaxed) as isize;
         if limit == 0 || self.counters.len.load(Ordering::Relaxed) + 2 * SLACK < limit {
             self.counters.exact.store(false, Ordering::Relaxed);
