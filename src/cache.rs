@@ -1494,6 +1494,33 @@ mod tests {
     }
 
     #[test]
+    fn adds_ordered_across_threads_leave_in_that_order() {
+        // Equal expiries, each add made after the previous one finished in
+        // another thread: flush and eviction follow that order, as with
+        // libssl's single list, although no counter is shared.
+        let fill = || {
+            let c = Arc::new(SessionCache::new());
+            for n in 0..40u32 {
+                let other = Arc::clone(&c);
+                std::thread::spawn(move || drop(other.add(key(n), Expiry(9), sess(n), 0)))
+                    .join()
+                    .unwrap();
+                c.add(key(1000 + n), Expiry(9), sess(1000 + n), 0);
+            }
+            c
+        };
+        let order: Vec<u32> = (0..40).flat_map(|n| [n, 1000 + n]).collect();
+        assert_eq!(ids(&fill().flush(FlushScope::All, true)), order);
+        let c = fill();
+        for (i, n) in (5000..5003).enumerate() {
+            match c.add(key(n), Expiry(9), sess(n), 80) {
+                Added::New { evicted } => assert_eq!(evicted_ids(evicted), vec![order[i]]),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn concurrent_adds_and_removes_keep_counts_exact() {
         let c = Arc::new(SessionCache::new());
         let threads: Vec<_> = (0..4u32)

@@ -416,10 +416,9 @@ fn release_session(
 
 /// Marker contexts: `SSL_CTX`s that never cache anything, used only to have
 /// libssl mark sessions non-resumable (see [`release_session`]). Each thread
-/// uses one of them, so that threads rarely share a marker's lock. They live
-/// in a library context of their own, so that creating them runs no
-/// application's (or our) ex_data callbacks; they live as long as the
-/// process.
+/// uses one of them, so that threads rarely share a marker's lock. They are
+/// made on first use and live as long as the process; being `SSL_CTX`s, they
+/// run the ex_data "new" callbacks (the application's and ours) when made.
 const MARKERS: usize = 16;
 
 fn marker() -> Option<NonNull<SSL_CTX>> {
@@ -435,19 +434,11 @@ fn marker() -> Option<NonNull<SSL_CTX>> {
 /// A marker context, or 0 when none can be made (callers then fall back to
 /// the context itself). Leaves OpenSSL's error queue as it found it.
 fn new_marker() -> usize {
-    static LIBRARY: OnceLock<usize> = OnceLock::new();
-    // SAFETY: plain constructors; failures are NULL.
+    // SAFETY: plain constructors; a failure is NULL.
     unsafe {
         libssl::ERR_set_mark();
-        let libctx = *LIBRARY.get_or_init(|| openssl_sys::OSSL_LIB_CTX_new() as usize);
-        let ctx = match real::SSL_CTX_new_ex() {
-            Ok(new) if libctx != 0 => new(
-                libctx as *mut openssl_sys::OSSL_LIB_CTX,
-                std::ptr::null(),
-                openssl_sys::TLS_method(),
-            ),
-            _ => std::ptr::null_mut(),
-        };
+        let ctx =
+            real::SSL_CTX_new().map_or(std::ptr::null_mut(), |new| new(openssl_sys::TLS_method()));
         libssl::ERR_pop_to_mark();
         ctx as usize
     }

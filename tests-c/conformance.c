@@ -1498,6 +1498,90 @@ static void test_late_ex_data_free_callback(void)
     SSL_SESSION_free(s);
 }
 
+/* libsslsess marks removed and evicted sessions non-resumable through
+ * libssl's SSL_CTX_remove_session on marker contexts (README, "How it
+ * works"): at most 16, made on first use and never freed. They are
+ * SSL_CTXs, so an application's SSL_CTX ex_data callbacks see them made;
+ * the remove callback still runs once per removal, with the application's
+ * context, on a session already non-resumable. */
+static int marker_news, marker_frees;
+
+static void count_ctx_new(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    (void)parent, (void)ptr, (void)ad, (void)idx, (void)argl, (void)argp;
+    __atomic_fetch_add(&marker_news, 1, __ATOMIC_RELAXED);
+}
+
+static void count_ctx_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    (void)parent, (void)ptr, (void)ad, (void)idx, (void)argl, (void)argp;
+    __atomic_fetch_add(&marker_frees, 1, __ATOMIC_RELAXED);
+}
+
+#define MARKER_THREADS 20
+#define MARKER_SESSIONS 10
+
+struct marker_job {
+    SSL_CTX *ctx;
+    int thread;
+    int removed;
+};
+
+static void *marker_remover(void *arg)
+{
+    struct marker_job *j = arg;
+    for (int i = 0; i < MARKER_SESSIONS; i++) {
+        SSL_SESSION *s = mk("marker", 0x6d, j->thread * 100 + i);
+        if (SSL_CTX_add_session(j->ctx, s) == 1)
+            j->removed += SSL_CTX_remove_session(j->ctx, s);
+        SSL_SESSION_free(s);
+    }
+    return NULL;
+}
+
+static void test_marker_contexts(void)
+{
+    SECTION("removes from many threads: the remove callback, and the contexts an ex_data callback sees");
+    int idx = CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL_CTX, 0, NULL, count_ctx_new, NULL, count_ctx_free);
+    SSL_CTX *ctx = new_ctx();
+    rm_reset();
+    pthread_t th[MARKER_THREADS];
+    struct marker_job jobs[MARKER_THREADS];
+    int started = 0, removed = 0;
+    for (int i = 0; i < MARKER_THREADS; i++) {
+        jobs[i] = (struct marker_job){ctx, i, 0};
+        if (pthread_create(&th[i], NULL, marker_remover, &jobs[i]) == 0)
+            started++;
+        else
+            break;
+    }
+    for (int i = 0; i < started; i++) {
+        pthread_join(th[i], NULL);
+        removed += jobs[i].removed;
+    }
+    int want = started * MARKER_SESSIONS, unmarked = 0;
+    for (int i = 0; i < rm_count() && i < MAX_EVENTS; i++)
+        unmarked += rmlog[i].resumable != 0;
+    CHECK(idx >= 0 && started == MARKER_THREADS && removed == want,
+          "markers: %d threads each added and removed %d sessions (%d removed)", started, MARKER_SESSIONS, removed);
+    CHECK(rm_count() == want && rm_calls_for(NULL, ctx) == want && unmarked == 0,
+          "markers: the remove callback ran once per removal (%d of %d), always with the application's context, "
+          "on a session already non-resumable (%d were not)",
+          rm_count(), want, unmarked);
+    int extra = __atomic_load_n(&marker_news, __ATOMIC_RELAXED) - 1;
+    if (under_sslsess())
+        CHECK(extra >= 0 && extra <= 16,
+              "README: an application's SSL_CTX ex_data new callback sees at most 16 marker contexts besides its "
+              "own (%d)",
+              extra);
+    else
+        CHECK(extra == 0, "markers: plain libssl makes no context but the application's (%d more)", extra);
+    rm_reset();
+    SSL_CTX_free(ctx);
+    CHECK(__atomic_load_n(&marker_frees, __ATOMIC_RELAXED) == 1,
+          "markers: SSL_CTX_free runs the ex_data free callback once, for the application's context (markers live on)");
+}
+
 /* The server's lookup hands a cached session to libssl, which then
  * "imports" it with SSL_CTX_add_session. Plain libssl found it in its own
  * hash and adds nothing; if another connection consumed the session in
@@ -1912,6 +1996,7 @@ int main(int argc, char **argv)
     test_null_arguments();
     test_ctx_new_null();
     test_threads();
+    test_marker_contexts();
 
     EVP_PKEY_free(hs_key);
     X509_free(hs_cert);
