@@ -25,9 +25,7 @@
 //! drop it after the lock is released).
 
 use std::hash::{BuildHasher, Hasher, RandomState};
-use std::sync::atomic::{
-    AtomicBool, AtomicI64, AtomicIsize, AtomicU32, AtomicU64, AtomicUsize, Ordering,
-};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use hashbrown::HashTable;
@@ -145,16 +143,36 @@ pub enum FlushScope {
     ExpiredAt(i64),
 }
 
+/// What an add offers the cache: a session that can tell whether it is
+/// the very object already cached, and become a handle for the cache to
+/// keep. The handle is made only when the cache keeps it, so a duplicate
+/// add takes no reference it would give straight back. A handle offers
+/// itself.
+pub trait Offer<S> {
+    fn is(&self, cached: &S) -> bool;
+    fn into_handle(self) -> S;
+}
+
+impl<S: PartialEq> Offer<S> for S {
+    fn is(&self, cached: &S) -> bool {
+        self == cached
+    }
+
+    fn into_handle(self) -> S {
+        self
+    }
+}
+
 /// Result of [`SessionCache::add`]. Every handle the cache let go of is
 /// returned, for the caller to report and drop outside any lock.
 #[derive(Debug)]
-pub enum Added<S> {
+pub enum Added<S, O = S> {
     /// A new key: the cache keeps the session. `evicted` are the sessions
     /// removed to stay within the size limit, earliest expiry first.
     New { evicted: Evicted<S> },
     /// The identical object was already cached: it was re-sorted; the
-    /// caller's handle comes back unused.
-    Duplicate(S),
+    /// offer comes back unused.
+    Duplicate(O),
     /// Another object with the same key was cached: it leaves the cache.
     /// As for a new key, the size limit is then enforced (it may have been
     /// lowered since the last add).
@@ -215,8 +233,8 @@ pub trait CurrentKey {
 /// entry was added or last re-sorted).
 type Rank = (Expiry, u64);
 
-/// A rank as one integer in the same order, for eviction's scan of the
-/// shards' hints. An empty shard's hint, (i64::MAX, u64::MAX), is
+/// A rank as one integer in the same order, for eviction's comparison of
+/// the shards' bounds. (i64::MAX, u64::MAX), an empty shard's, is
 /// `u128::MAX`.
 fn ordinal((expiry, stamp): Rank) -> u128 {
     (((expiry.0 as u64) ^ (1 << 63)) as u128) << 64 | stamp as u128
@@ -229,13 +247,10 @@ fn ordinal((expiry, stamp): Rank) -> u128 {
 /// the lower stamp, as with libssl's single list.
 fn clock_stamp() -> u64 {
     use std::cell::Cell;
-    use std::sync::LazyLock;
-    use std::time::Instant;
-    static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
     thread_local! {
         static LAST: Cell<u64> = const { Cell::new(0) };
     }
-    let now = EPOCH.elapsed().as_nanos() as u64;
+    let now = crate::clock::monotonic_ns();
     LAST.try_with(|last| {
         let stamp = now.max(last.get() + 1);
         last.set(stamp);
@@ -285,6 +300,8 @@ struct Slot<S> {
 
 const CHUNK_BITS: u32 = 8;
 const CHUNK: usize = 1 << CHUNK_BITS;
+/// No slot: the end of the free list.
+const NO_SLOT: u32 = u32::MAX;
 
 /// The hash the index works with, from the key's 32-bit table hash in both
 /// halves (hashbrown takes its bucket from the low bits and its tag from the
@@ -304,7 +321,9 @@ const SLACK: isize = BATCH * SHARDS as isize;
 /// stays in cache), and the heap. All methods run under the shard lock.
 struct Shard<S> {
     chunks: Vec<Vec<Slot<S>>>,
-    free: Vec<u32>,
+    /// First free slot (`NO_SLOT`: none); a free slot's `hash` links to the
+    /// next one, so freeing never allocates.
+    free_head: u32,
     index: HashTable<u32>,
     heap: Vec<HeapEntry>,
     live: usize,
@@ -339,7 +358,7 @@ impl<S> Shard<S> {
     const fn new() -> Self {
         Shard {
             chunks: Vec::new(),
-            free: Vec::new(),
+            free_head: NO_SLOT,
             index: HashTable::new(),
             heap: Vec::new(),
             live: 0,
@@ -380,50 +399,53 @@ impl<S> Shard<S> {
             .copied()
     }
 
-    /// Stores `session` under `key` unless the key is present: then returns
-    /// the slot that holds it, and the session back. One probe either way.
-    fn insert_or_find(
+    /// Stores `offer`'s handle under `key` unless the key is present: then
+    /// returns the slot that holds it, and the offer back. One probe either
+    /// way.
+    fn insert_or_find<O: Offer<S>>(
         &mut self,
         hash: u32,
         key: &SessionKey,
-        session: S,
+        offer: O,
         rank: Rank,
         seq: u32,
-    ) -> Result<u32, (u32, S)>
+    ) -> Result<u32, (u32, O)>
     where
-        S: CurrentKey + PartialEq,
+        S: CurrentKey,
     {
         let chunks = &self.chunks;
-        let same = |s: &S| *s == session;
+        let same = |s: &S| offer.is(s);
         let vacant = match self.index.entry(
             index_hash(hash),
             |&i| holds(chunks, i, hash, key, &same),
             |&i| index_hash(slot_in(chunks, i).hash),
         ) {
             hashbrown::hash_table::Entry::Occupied(found) => {
-                return Err((*found.get(), session));
+                return Err((*found.get(), offer));
             }
             hashbrown::hash_table::Entry::Vacant(vacant) => vacant,
         };
         let slot = Slot {
-            session: Some(session),
+            session: Some(offer.into_handle()),
             expiry: rank.0,
             stamp: rank.1,
             hash,
             seq,
         };
-        let i = match self.free.pop() {
-            Some(i) => {
-                self.chunks[(i >> CHUNK_BITS) as usize][i as usize & (CHUNK - 1)] = slot;
-                i
-            }
-            None => {
+        let i = match self.free_head {
+            NO_SLOT => {
                 if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
                     self.chunks.push(Vec::with_capacity(CHUNK));
                 }
                 let n = self.chunks.len() - 1;
                 self.chunks[n].push(slot);
                 ((n << CHUNK_BITS) + self.chunks[n].len() - 1) as u32
+            }
+            i => {
+                let target = &mut self.chunks[(i >> CHUNK_BITS) as usize][i as usize & (CHUNK - 1)];
+                self.free_head = target.hash;
+                *target = slot;
+                i
             }
         };
         vacant.insert(i);
@@ -432,21 +454,43 @@ impl<S> Shard<S> {
     }
 
     /// Removes slot `i` from the index and the slab; returns its session.
-    /// Its heap element goes stale; an emptied shard drops its heap at once.
     fn take(&mut self, i: u32) -> S {
         let hash = self.slot(i).hash;
         if let Ok(entry) = self.index.find_entry(index_hash(hash), |&e| e == i) {
             entry.remove();
         }
-        self.free.push(i);
+        self.free_slot(i)
+    }
+
+    /// Removes the entry holding the session with `key` (one probe of the
+    /// index), returning its session.
+    fn take_matching(&mut self, hash: u32, key: &SessionKey, same: impl Fn(&S) -> bool) -> Option<S>
+    where
+        S: CurrentKey,
+    {
+        let chunks = &self.chunks;
+        let found = self
+            .index
+            .find_entry(index_hash(hash), |&i| holds(chunks, i, hash, key, &same))
+            .ok()?;
+        let (i, _) = found.remove();
+        Some(self.free_slot(i))
+    }
+
+    /// Puts slot `i`, already out of the index, on the free list and returns
+    /// its session. Its heap element goes stale; an emptied shard drops its
+    /// heap at once.
+    fn free_slot(&mut self, i: u32) -> S {
+        let next = self.free_head;
+        let slot = self.slot_mut(i);
+        let session = slot.session.take().expect("live slot holds a session");
+        slot.hash = next;
+        self.free_head = i;
         self.live -= 1;
         if self.live == 0 {
             self.heap.clear();
         }
-        self.slot_mut(i)
-            .session
-            .take()
-            .expect("live slot holds a session")
+        session
     }
 
     fn is_live(&self, e: &HeapEntry) -> bool {
@@ -641,22 +685,13 @@ impl<S> Shard<S> {
     }
 }
 
-/// A shard and, on the same cache line, what others read without its lock:
-/// its entry count, and a hint of its earliest entry for eviction.
-///
-/// The hint is the rank of the heap's root, published under the lock after
-/// every change. The root may be stale, so the hint is a lower bound of the
-/// shard's earliest live entry: eviction locks the shard with the lowest
-/// hint, cleans its top and publishes the exact rank before deciding.
+/// A shard, padded to its own cache line, and its entry count, which
+/// `len` reads without the lock.
 #[repr(align(64))]
 struct ShardCell<S> {
     shard: Mutex<Shard<S>>,
     /// `Shard::live`, stored under the lock.
     live: AtomicUsize,
-    /// Seqlock over the two hint words: odd while a publish is under way.
-    hint_version: AtomicU32,
-    earliest_expiry: AtomicI64,
-    earliest_stamp: AtomicU64,
 }
 
 impl<S> ShardCell<S> {
@@ -664,46 +699,54 @@ impl<S> ShardCell<S> {
         ShardCell {
             shard: Mutex::new(Shard::new()),
             live: AtomicUsize::new(0),
-            hint_version: AtomicU32::new(0),
-            earliest_expiry: AtomicI64::new(i64::MAX),
-            earliest_stamp: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+/// Where eviction looks: a lower bound of every shard's earliest rank, as
+/// an [`ordinal`] (`u128::MAX`: empty), kept under the eviction lock.
+///
+/// A bound goes stale-low when entries leave (remove, flush), which is safe:
+/// eviction locks the shard with the lowest bound and checks it exactly. It
+/// would go stale-high when an entry becomes a shard's heap root, so that
+/// shard then raises its flag in `dirty` (under its own lock), and eviction
+/// folds flagged shards in before it chooses. Nothing else writes here, so
+/// adds and removes far from the limit never touch this line.
+///
+/// Lock order: the eviction lock, then one shard lock.
+#[repr(align(64))]
+struct Frontier {
+    earliest: Mutex<[u128; SHARDS]>,
+    /// Bit i: shard i's heap has a new root since eviction last looked.
+    dirty: AtomicU32,
+}
+
+impl Frontier {
+    fn new() -> Self {
+        Frontier {
+            earliest: Mutex::new([u128::MAX; SHARDS]),
+            dirty: AtomicU32::new(0),
         }
     }
 
-    /// Publishes the rank of the heap's root (call with the lock held, so
-    /// there is one writer at a time).
-    fn publish(&self, shard: &Shard<S>) {
-        let (expiry, stamp) = shard
-            .heap
-            .first()
-            .map_or((Expiry(i64::MAX), u64::MAX), |e| e.rank());
-        let v = self.hint_version.load(Ordering::Relaxed);
-        self.hint_version
-            .store(v.wrapping_add(1), Ordering::Relaxed);
-        std::sync::atomic::fence(Ordering::Release);
-        self.earliest_expiry.store(expiry.0, Ordering::Relaxed);
-        self.earliest_stamp.store(stamp, Ordering::Relaxed);
-        self.hint_version
-            .store(v.wrapping_add(2), Ordering::Release);
+    /// Flags `shard` (call with its lock held, after its root changed).
+    fn flag(&self, shard: usize) {
+        self.dirty.fetch_or(1 << shard, Ordering::Release);
     }
+}
 
-    /// The published rank as an [`ordinal`] (`u128::MAX` for an empty
-    /// heap). A read that races a publish is retried; after a few tries the
-    /// shard counts as holding the earliest possible entry, which only makes
-    /// eviction look at it under its lock.
-    fn hint(&self) -> u128 {
-        for _ in 0..4 {
-            let before = self.hint_version.load(Ordering::Acquire);
-            let expiry = self.earliest_expiry.load(Ordering::Relaxed);
-            let stamp = self.earliest_stamp.load(Ordering::Relaxed);
-            std::sync::atomic::fence(Ordering::Acquire);
-            if before.is_multiple_of(2) && self.hint_version.load(Ordering::Relaxed) == before {
-                return ordinal((Expiry(expiry), stamp));
-            }
-            std::hint::spin_loop();
+/// The position and value of the lowest of `ranks`, and the value of the
+/// second lowest (`u128::MAX` if none).
+fn lowest_two(ranks: &[u128; SHARDS]) -> (usize, u128, u128) {
+    let (mut at, mut best, mut second) = (0, u128::MAX, u128::MAX);
+    for (i, &rank) in ranks.iter().enumerate() {
+        if rank < best {
+            (second, best, at) = (best, rank, i);
+        } else if rank < second {
+            second = rank;
         }
-        0
     }
+    (at, best, second)
 }
 
 /// Locks `mutex`. A panic under one of the cache's locks leaves what it
@@ -716,6 +759,7 @@ fn unpoisoned<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The sessions of one context.
 pub struct SessionCache<S> {
     shards: [ShardCell<S>; SHARDS],
+    frontier: Frontier,
     /// Read on every call: kept off the counters' line.
     hasher: KeyHasher,
     counters: Counters,
@@ -755,6 +799,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     pub fn new() -> Self {
         SessionCache {
             shards: std::array::from_fn(|_| ShardCell::new()),
+            frontier: Frontier::new(),
             hasher: KeyHasher::new(),
             counters: Counters {
                 len: AtomicIsize::new(0),
@@ -855,41 +900,51 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         }
     }
 
-    /// Adds `session` under `key` (which must be its current key). With
+    /// Adds the session `offer` stands for under `key` (which must be its
+    /// current key). With
     /// `limit > 0` the cache then holds at most `limit` sessions, evicting
     /// the earliest-expiring ones other than the one just added. Adding the
     /// object already cached re-sorts it as the newest of its expiry, as
     /// libssl 3.0 does (the man page calls it a no-op; libssl's order is
     /// observable through the remove callback).
-    pub fn add(&self, key: SessionKey, expiry: Expiry, session: S, limit: usize) -> Added<S> {
+    pub fn add<O: Offer<S>>(
+        &self,
+        key: SessionKey,
+        expiry: Expiry,
+        offer: O,
+        limit: usize,
+    ) -> Added<S, O> {
         let (hash, shard) = self.locate(&key);
         let now = clock_stamp();
         let cell = &self.shards[shard];
         let mut guard = self.lock(shard);
         let rank = (expiry, guard.stamp(now));
         let seq = guard.seq();
-        let (slot, replaced, uncounted) = match guard.insert_or_find(hash, &key, session, rank, seq)
-        {
+        let (slot, replaced, uncounted) = match guard.insert_or_find(hash, &key, offer, rank, seq) {
             Ok(i) => {
                 let uncounted = self.count_added(cell, &mut guard);
-                // The published hint only needs refreshing when the new
+                // The eviction frontier only needs refreshing when the new
                 // element is the root: otherwise the old root (maybe stale
                 // now) is still a lower bound.
                 if guard.push(rank, i, seq) {
-                    cell.publish(&guard);
+                    self.frontier.flag(shard);
                 }
                 (i, None, uncounted)
             }
-            Err((i, session)) => {
+            Err((i, offer)) => {
                 // Same key: re-sort, and swap the object if it is another one.
                 if guard.rerank(i, rank, seq) {
-                    cell.publish(&guard);
+                    self.frontier.flag(shard);
                 }
                 let cached = guard.slot_mut(i).session.as_mut().expect("live slot");
-                if *cached == session {
-                    return Added::Duplicate(session);
+                if offer.is(cached) {
+                    return Added::Duplicate(offer);
                 }
-                (i, Some(std::mem::replace(cached, session)), false)
+                (
+                    i,
+                    Some(std::mem::replace(cached, offer.into_handle())),
+                    false,
+                )
             }
         };
         drop(guard);
@@ -965,57 +1020,69 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     /// (shard, slot), counting it in `cache_full`. The caller has already
     /// taken it off `len` (see `claim_eviction`).
     fn evict_earliest(&self, except: Option<(usize, u32)>) -> Option<S> {
-        // Hints never overstate how early a shard's earliest entry is. The
-        // shard with the lowest hint is locked and its exact earliest taken
-        // if it is no later than every other hint; otherwise its hint is now
-        // exact and we choose again. The excepted entry's shard is ranked by
-        // its earliest other entry once that was seen under its lock (its
-        // hint may be the excepted entry itself). Each pass evicts or makes a
-        // rank exact, so the loop ends unless other threads keep changing the
-        // cache under it, which the bound covers.
-        let except_shard = except.map(|(shard, _)| shard);
+        // Under the eviction lock, the frontier's bounds never overstate how
+        // early a shard's earliest entry is (once flagged shards are folded
+        // in). The shard with the lowest bound is locked, its bound made
+        // exact, and its earliest entry taken if it is no later than every
+        // other bound; otherwise we choose again. The excepted entry's shard
+        // is ranked by its earliest other entry once that was seen under its
+        // lock (its bound may be the excepted entry itself), for this call
+        // only. Each pass evicts or makes a bound exact; other threads can
+        // only make bounds stale-low meanwhile, which the pass limit covers.
+        let mut bounds = unpoisoned(&self.frontier.earliest);
+        self.fold_flagged(&mut bounds);
+        let except_shard = except.map_or(usize::MAX, |(shard, _)| shard);
         let mut except_rank: Option<u128> = None;
         for _ in 0..4 * SHARDS {
-            let (mut best, mut shard, mut second) = (u128::MAX, 0, u128::MAX);
-            for (i, cell) in self.shards.iter().enumerate() {
-                let rank = match except_rank {
-                    Some(known) if Some(i) == except_shard => known,
-                    _ => cell.hint(),
-                };
-                if rank < best {
-                    (second, best, shard) = (best, rank, i);
-                } else if rank < second {
-                    second = rank;
-                }
+            let mut ranks = *bounds;
+            if let Some(known) = except_rank {
+                ranks[except_shard] = known;
             }
+            let (shard, best, second) = lowest_two(&ranks);
             if best == u128::MAX {
                 return None;
             }
-            let cell = &self.shards[shard];
             let mut guard = self.lock(shard);
-            let skip = except.filter(|&(s, _)| s == shard).map(|(_, slot)| slot);
-            let found = guard.earliest_except(skip);
-            if skip.is_some() {
-                except_rank = Some(found.map_or(u128::MAX, |e| ordinal(e.rank())));
-            }
-            match found {
-                Some(e) if ordinal(e.rank()) <= second => {
-                    // The victim is usually the root: pop its element now
-                    // rather than leave it stale for the next eviction.
-                    if guard.heap.first().is_some_and(|r| r.slot == e.slot) {
-                        guard.pop_root();
-                    }
-                    let s = guard.take(e.slot);
-                    cell.live.store(guard.live, Ordering::Relaxed);
-                    cell.publish(&guard);
-                    drop(guard);
-                    self.counters.cache_full.fetch_add(1, Ordering::Relaxed);
-                    return Some(s);
+            let earliest = guard.earliest();
+            bounds[shard] = earliest.map_or(u128::MAX, |e| ordinal(e.rank()));
+            let found = match except {
+                Some((s, slot)) if s == shard => {
+                    let other = guard.earliest_except(Some(slot));
+                    except_rank = Some(other.map_or(u128::MAX, |e| ordinal(e.rank())));
+                    other
                 }
-                _ => cell.publish(&guard),
+                _ => earliest,
+            };
+            if let Some(e) = found.filter(|e| ordinal(e.rank()) <= second) {
+                // The victim is usually the root: pop its element now
+                // rather than leave it stale for the next eviction.
+                if guard.heap.first().is_some_and(|r| r.slot == e.slot) {
+                    guard.pop_root();
+                }
+                let s = guard.take(e.slot);
+                self.shards[shard].live.store(guard.live, Ordering::Relaxed);
+                bounds[shard] = guard.heap.first().map_or(u128::MAX, |r| ordinal(r.rank()));
+                drop(guard);
+                drop(bounds);
+                self.counters.cache_full.fetch_add(1, Ordering::Relaxed);
+                return Some(s);
             }
         }
         None
+    }
+
+    /// Brings the bounds of flagged shards up to date (eviction lock held).
+    fn fold_flagged(&self, bounds: &mut [u128; SHARDS]) {
+        if self.frontier.dirty.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut flagged = self.frontier.dirty.swap(0, Ordering::Acquire);
+        while flagged != 0 {
+            let shard = flagged.trailing_zeros() as usize;
+            flagged &= flagged - 1;
+            let guard = self.lock(shard);
+            bounds[shard] = guard.heap.first().map_or(u128::MAX, |e| ordinal(e.rank()));
+        }
     }
 
     /// Removes the session under `key`, returning it; `same` is a fast yes
@@ -1024,14 +1091,9 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         let (hash, shard) = self.locate(key);
         let cell = &self.shards[shard];
         let mut guard = self.lock(shard);
-        let i = guard.find(hash, key, same)?;
-        let s = guard.take(i);
+        let s = guard.take_matching(hash, key, same)?;
         self.count(cell, &mut guard, -1);
-        // The heap's root is unchanged (maybe stale now): the published hint
-        // is still a lower bound, unless the shard emptied.
-        if guard.heap.is_empty() {
-            cell.publish(&guard);
-        }
+        // The shard's bound in the eviction frontier stays a lower bound.
         drop(guard);
         Some(s)
     }
@@ -1071,7 +1133,6 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
                 .len
                 .fetch_add(pending - taken as isize, Ordering::Relaxed);
             cell.live.store(guard.live, Ordering::Relaxed);
-            cell.publish(&guard);
             drop(guard);
         }
         self.count_in_batches_if_far();
@@ -1095,7 +1156,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
             let rank = (expiry, guard.stamp(clock_stamp()));
             let seq = guard.seq();
             if guard.rerank(i, rank, seq) {
-                self.shards[shard].publish(&guard);
+                self.frontier.flag(shard);
             }
         }
     }
@@ -1491,6 +1552,97 @@ mod tests {
         c.add(key(2), Expiry(20), sess(2), 0);
         c.add(key(1), Expiry(10), a, 0);
         assert_eq!(ids(&c.flush(FlushScope::All, true)), vec![1, 2]);
+    }
+
+    #[test]
+    fn eviction_sees_entries_that_became_a_shards_earliest() {
+        // Bounds go stale-low on removes and flushes, and entries that
+        // become a shard's earliest (new, re-sorted, re-timed) must reach
+        // eviction however the frontier looked before: each case below is
+        // the one entry eviction must pick.
+        let c = SessionCache::new();
+        let limit = 64;
+        for n in 0..limit as u32 {
+            c.add(key(n), Expiry(1000 + n as i64), sess(n), limit);
+        }
+        // Stale-low bounds: remove the 8 earliest, then evict once.
+        for n in 0..8 {
+            assert!(c.remove(&key(n), |_| false).is_some());
+        }
+        for n in 100..108 {
+            c.add(key(n), Expiry(5000), sess(n), limit);
+        }
+        let Added::New { evicted } = c.add(key(200), Expiry(5000), sess(200), limit) else {
+            panic!("new key");
+        };
+        assert_eq!(evicted_ids(evicted), vec![8]);
+        // A duplicate add re-sorted to an earlier expiry.
+        let forty = c.get(&key(40)).unwrap();
+        c.add(key(40), Expiry(10), forty, limit);
+        let Added::New { evicted } = c.add(key(201), Expiry(5000), sess(201), limit) else {
+            panic!("new key");
+        };
+        assert_eq!(evicted_ids(evicted), vec![40]);
+        // A session re-timed behind the cache's back.
+        c.reexpire_one(&key(50), |s| *s.0 == 50, Expiry(20));
+        let Added::New { evicted } = c.add(key(202), Expiry(5000), sess(202), limit) else {
+            panic!("new key");
+        };
+        assert_eq!(evicted_ids(evicted), vec![50]);
+        // After a flush, into emptied shards.
+        c.flush(FlushScope::All, false);
+        for n in 300..300 + limit as u32 {
+            c.add(key(n), Expiry(9000 - n as i64), sess(n), limit);
+        }
+        let Added::New { evicted } = c.add(key(999), Expiry(9999), sess(999), limit) else {
+            panic!("new key");
+        };
+        assert_eq!(evicted_ids(evicted), vec![300 + limit as u32 - 1]);
+        assert_eq!(c.len(), limit);
+    }
+
+    /// An offer that counts the handles made from it.
+    struct CountingOffer<'a>(Sess, &'a std::cell::Cell<u32>);
+
+    impl Offer<Sess> for CountingOffer<'_> {
+        fn is(&self, cached: &Sess) -> bool {
+            self.0 == *cached
+        }
+
+        fn into_handle(self) -> Sess {
+            self.1.set(self.1.get() + 1);
+            self.0
+        }
+    }
+
+    #[test]
+    fn a_handle_is_made_only_when_the_cache_keeps_the_session() {
+        let c = SessionCache::new();
+        let made = std::cell::Cell::new(0);
+        let a = sess(1);
+        assert!(matches!(
+            c.add(key(1), Expiry(10), CountingOffer(a.clone(), &made), 0),
+            Added::New { .. }
+        ));
+        assert_eq!(made.get(), 1);
+        // The very object again: re-sorted, no handle made.
+        assert!(matches!(
+            c.add(key(1), Expiry(10), CountingOffer(a, &made), 0),
+            Added::Duplicate(_)
+        ));
+        assert_eq!(made.get(), 1);
+        // Another object under the key: it replaces the cached one.
+        assert!(matches!(
+            c.add(
+                key(1),
+                Expiry(10),
+                CountingOffer(sess_keyed(2, 1), &made),
+                0
+            ),
+            Added::Replaced { .. }
+        ));
+        assert_eq!(made.get(), 2);
+        assert_eq!(*c.get(&key(1)).unwrap().0, 2);
     }
 
     #[test]

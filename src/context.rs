@@ -24,7 +24,7 @@ use openssl_sys::{SSL, SSL_CTX, SSL_SESSION};
 use crate::cache::{Added, FlushScope, SessionCache, SessionKey};
 use crate::errors::Error;
 use crate::libssl::{self, GetSessionCb, real};
-use crate::session::{self, SessionRef};
+use crate::session::{self, SessionOffer, SessionRef};
 
 /// The state libsslsess keeps for one `SSL_CTX`.
 pub struct CtxCache {
@@ -470,18 +470,16 @@ pub fn add(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Result<c_int
         unsafe { real::SSL_SESSION_set_time()?(session.as_ptr(), session::now() as c_long) };
     }
     let limit = state.size_limit(ctx)?;
-    // SAFETY: the caller passed a live session.
-    let handle = unsafe { SessionRef::acquire(session) };
+    // SAFETY: the caller passed a session that is live for this call.
+    let offer = unsafe { SessionOffer::new(session) };
     let expiry = session::expiry_of(session);
-    match state.sessions.add(key, expiry, handle, limit) {
+    match state.sessions.add(key, expiry, offer, limit) {
         Added::New { evicted } => {
             retire(ctx, evicted);
             Ok(1)
         }
-        Added::Duplicate(ours) => {
-            drop(ours);
-            Ok(0)
-        }
+        // Re-sorted; no reference was taken.
+        Added::Duplicate(_) => Ok(0),
         Added::Replaced { old, evicted } => {
             drop(old);
             retire(ctx, evicted);

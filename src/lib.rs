@@ -1,13 +1,15 @@
 //! libsslsess: OpenSSL's session cache, taken over for existing programs.
 //!
 //! Modules map to the layers of the design:
-//! - [`cache`]: the cache core, pure Rust, unit-tested on its own;
+//! - [`cache`]: the cache core, pure Rust, unit-tested on its own, and
+//!   `clock`, its order source;
 //! - `session`, `context`, `libssl`: the glue to the real libssl objects
 //!   (session references, per-context state, the real libssl functions);
 //! - `boundary`: the exported C functions, thin and panic-safe;
 //! - `errors`, `config`: the error queue and load-time configuration.
 
 pub mod cache;
+mod clock;
 
 mod binding;
 mod boundary;

@@ -5,7 +5,7 @@ use std::ptr::NonNull;
 
 use openssl_sys::{SSL_CTX, SSL_SESSION};
 
-use crate::cache::{CurrentKey, Expiry, SessionKey};
+use crate::cache::{CurrentKey, Expiry, Offer, SessionKey};
 use crate::errors::Error;
 use crate::libssl;
 
@@ -69,6 +69,29 @@ impl Drop for SessionRef {
     fn drop(&mut self) {
         // SAFETY: releases the reference this value owns.
         unsafe { openssl_sys::SSL_SESSION_free(self.0.as_ptr()) }
+    }
+}
+
+/// A session offered to the cache by `SSL_CTX_add_session`: no reference
+/// yet; one is taken (a [`SessionRef`]) only if the cache keeps it.
+pub struct SessionOffer(NonNull<SSL_SESSION>);
+
+impl SessionOffer {
+    /// # Safety
+    /// `session` must stay live as long as this value exists.
+    pub unsafe fn new(session: NonNull<SSL_SESSION>) -> Self {
+        SessionOffer(session)
+    }
+}
+
+impl Offer<SessionRef> for SessionOffer {
+    fn is(&self, cached: &SessionRef) -> bool {
+        cached.is(self.0)
+    }
+
+    fn into_handle(self) -> SessionRef {
+        // SAFETY: live per `new`'s contract.
+        unsafe { SessionRef::acquire(self.0) }
     }
 }
 
