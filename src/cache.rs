@@ -25,7 +25,7 @@
 //! drop it after the lock is released).
 
 use std::hash::{BuildHasher, Hasher, RandomState};
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use hashbrown::HashTable;
@@ -716,15 +716,26 @@ impl<S> ShardCell<S> {
 /// Lock order: the eviction lock, then one shard lock.
 #[repr(align(64))]
 struct Frontier {
-    earliest: Mutex<[u128; SHARDS]>,
+    earliest: Mutex<Bounds>,
     /// Bit i: shard i's heap has a new root since eviction last looked.
     dirty: AtomicU32,
+}
+
+/// What the eviction lock guards: the shards' bounds, and the number of
+/// sessions evicted (`SSL_CTX_sess_cache_full`), kept here so that an
+/// eviction writes no other shared line for it.
+struct Bounds {
+    rank: [u128; SHARDS],
+    evicted: u64,
 }
 
 impl Frontier {
     fn new() -> Self {
         Frontier {
-            earliest: Mutex::new([u128::MAX; SHARDS]),
+            earliest: Mutex::new(Bounds {
+                rank: [u128::MAX; SHARDS],
+                evicted: 0,
+            }),
             dirty: AtomicU32::new(0),
         }
     }
@@ -785,8 +796,6 @@ struct Counters {
     exact: AtomicBool,
     /// The size limit the last add passed (for flush's switch back).
     limit: AtomicUsize,
-    /// Sessions evicted to respect the size limit (`SSL_CTX_sess_cache_full`).
-    cache_full: AtomicU64,
 }
 
 impl<S: PartialEq + CurrentKey> Default for SessionCache<S> {
@@ -805,7 +814,6 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
                 len: AtomicIsize::new(0),
                 exact: AtomicBool::new(false),
                 limit: AtomicUsize::new(0),
-                cache_full: AtomicU64::new(0),
             },
             switching: Mutex::new(()),
         }
@@ -826,7 +834,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     }
 
     pub fn cache_full(&self) -> u64 {
-        self.counters.cache_full.load(Ordering::Relaxed)
+        unpoisoned(&self.frontier.earliest).evicted
     }
 
     fn lock(&self, shard: usize) -> MutexGuard<'_, Shard<S>> {
@@ -1017,7 +1025,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     }
 
     /// Removes the earliest-expiring session other than the one in `except`
-    /// (shard, slot), counting it in `cache_full`. The caller has already
+    /// (shard, slot), counting it in `Bounds::evicted`. The caller has already
     /// taken it off `len` (see `claim_eviction`).
     fn evict_earliest(&self, except: Option<(usize, u32)>) -> Option<S> {
         // Under the eviction lock, the frontier's bounds never overstate how
@@ -1029,8 +1037,9 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         // lock (its bound may be the excepted entry itself), for this call
         // only. Each pass evicts or makes a bound exact; other threads can
         // only make bounds stale-low meanwhile, which the pass limit covers.
-        let mut bounds = unpoisoned(&self.frontier.earliest);
-        self.fold_flagged(&mut bounds);
+        let mut frontier = unpoisoned(&self.frontier.earliest);
+        let bounds = &mut frontier.rank;
+        self.fold_flagged(bounds);
         let except_shard = except.map_or(usize::MAX, |(shard, _)| shard);
         let mut except_rank: Option<u128> = None;
         for _ in 0..4 * SHARDS {
@@ -1063,8 +1072,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
                 self.shards[shard].live.store(guard.live, Ordering::Relaxed);
                 bounds[shard] = guard.heap.first().map_or(u128::MAX, |r| ordinal(r.rank()));
                 drop(guard);
-                drop(bounds);
-                self.counters.cache_full.fetch_add(1, Ordering::Relaxed);
+                frontier.evicted += 1;
                 return Some(s);
             }
         }
