@@ -104,6 +104,13 @@ impl CtxCache {
                 return Ok(unsafe { &*(state as *const CtxCache) });
             }
         }
+        Self::of_and_remember(ctx, generation)
+    }
+
+    /// [`Self::of`] for a context this thread did not use last.
+    #[cold]
+    #[inline(never)]
+    fn of_and_remember<'a>(ctx: NonNull<SSL_CTX>, generation: u64) -> Result<&'a CtxCache, Error> {
         let state = Self::lookup_slow(ctx)?;
         if std::ptr::eq(state, &*DEAD) {
             return Err(Error::Internal("the SSL_CTX is being freed"));
