@@ -482,7 +482,9 @@ pub fn add(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Result<c_int
     let expiry = session::expiry_of(session);
     match state.sessions.add(key, expiry, offer, limit) {
         Added::New { evicted } => {
-            retire(ctx, evicted);
+            if !evicted.is_empty() {
+                retire(ctx, evicted);
+            }
             Ok(1)
         }
         // Re-sorted; no reference was taken.
