@@ -16,8 +16,9 @@
  *
  * Also the README's own claims (Compatibility): a remove callback that
  * calls back into the cache during a remove, an eviction, a flush and
- * SSL_CTX_free; SSL_SESSION_set1_id on a cached session; one session cached
- * by two contexts; SSL_SESSION_set_time/_set_timeout re-sorting for
+ * SSL_CTX_free; ex_data free callbacks that call into the cache while
+ * SSL_CTX_free runs; SSL_SESSION_set1_id on a cached session; one session
+ * cached by two contexts; SSL_SESSION_set_time/_set_timeout re-sorting for
  * eviction; a flush on a context without a remove callback. What libssl 3.0
  * cannot do (it deadlocks or corrupts its list) runs under libsslsess only
  * and is listed as "skip" in the reference run.
@@ -1498,6 +1499,132 @@ static void test_late_ex_data_free_callback(void)
     SSL_SESSION_free(s);
 }
 
+/* README, Compatibility: calls into the cache while the context is being
+ * freed, from another SSL_CTX ex_data free callback. SSL_CTX_free flushes
+ * the cache, then runs the ex_data free callbacks in index order.
+ * libsslsess registers its index at the first SSL_CTX_new, and from its own
+ * free callback on the context answers "being freed". So the callback of
+ * an index registered after that (a higher index, as here) gets 0 and that
+ * error from every call, and the calls change nothing; the callback of an
+ * index registered before the first SSL_CTX_new (main registers one first
+ * thing) runs before libsslsess's, finds the cache whole, and its calls work
+ * as on a live context: what it adds is released with the cache. libssl
+ * 3.0 works on the half-freed context either way (what is added there is
+ * never freed), so this runs under libsslsess only. */
+struct dying_call {
+    long ret;        /* the return value (SSL_CTX_sess_number: the count) */
+    int error;       /* the call queued an error */
+    int being_freed; /* ... from libssl, saying the SSL_CTX is being freed */
+};
+
+struct dying_calls {
+    int runs;
+    SSL_SESSION *add, *remove; /* what the callback adds and removes */
+    int flush;                 /* also call SSL_CTX_flush_sessions(ctx, 0) */
+    struct dying_call added, number, removed, flushed;
+};
+
+static int early_ctx_index = -1; /* registered in main, before any SSL_CTX_new */
+
+/* What the call just made queued; clears the queue. */
+static void note_error(struct dying_call *c)
+{
+    const char *data = NULL;
+    int flags = 0;
+    unsigned long e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags);
+    c->error = e != 0;
+    c->being_freed = e != 0 && ERR_GET_LIB(e) == ERR_LIB_SSL && (flags & ERR_TXT_STRING) && data != NULL
+                     && strstr(data, "the SSL_CTX is being freed") != NULL;
+    ERR_clear_error();
+}
+
+static void dying_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    struct dying_calls *d = ptr;
+    SSL_CTX *ctx = parent;
+    (void)ad, (void)idx, (void)argl, (void)argp;
+    if (d == NULL)
+        return;
+    d->runs++;
+    ERR_clear_error();
+    d->added.ret = SSL_CTX_add_session(ctx, d->add);
+    note_error(&d->added);
+    d->number.ret = SSL_CTX_sess_number(ctx);
+    note_error(&d->number);
+    d->removed.ret = SSL_CTX_remove_session(ctx, d->remove);
+    note_error(&d->removed);
+    if (d->flush) {
+        SSL_CTX_flush_sessions(ctx, 0);
+        note_error(&d->flushed);
+    }
+}
+
+static void test_calls_while_ctx_freed(void)
+{
+    SECTION("calls into the cache from ex_data free callbacks while SSL_CTX_free runs");
+    if (!under_sslsess()) {
+        printf("skip    calls into a context being freed: libssl 3.0 works on the half-freed context (an add "
+               "there is never freed); libsslsess only, not counted\n");
+        return;
+    }
+    int late_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, dying_free_cb);
+    SSL_CTX *ctx = new_ctx();
+    SSL_SESSION *cached = mk("dying-cached", 0x4e, 1);
+    SSL_SESSION *early_add = mk("dying-early-add", 0x4e, 2), *early_rm = mk("dying-early-rm", 0x4e, 3);
+    SSL_SESSION *late_add = mk("dying-late-add", 0x4e, 4), *late_rm = mk("dying-late-rm", 0x4e, 5);
+    trk_t *tcached = trk_of(cached), *tea = trk_of(early_add), *ter = trk_of(early_rm);
+    trk_t *tla = trk_of(late_add), *tlr = trk_of(late_rm);
+    struct dying_calls early = {.add = early_add, .remove = early_rm};
+    struct dying_calls late = {.add = late_add, .remove = late_rm, .flush = 1};
+    CHECK(early_ctx_index >= 0 && late_index > early_ctx_index && SSL_CTX_add_session(ctx, cached) == 1
+              && SSL_CTX_set_ex_data(ctx, early_ctx_index, &early) == 1
+              && SSL_CTX_set_ex_data(ctx, late_index, &late) == 1,
+          "dying context: a context with a cached session and two application ex_data indices, registered "
+          "before (%d) and after (%d) the first SSL_CTX_new",
+          early_ctx_index, late_index);
+    SSL_SESSION_free(cached);
+    rm_reset();
+    SSL_CTX_free(ctx);
+    CHECK(late.runs == 1 && late.added.ret == 0 && late.added.error && late.added.being_freed,
+          "README: SSL_CTX_add_session from a later free callback answers 0 with an error (\"the SSL_CTX is being "
+          "freed\") (got %ld, error %d, being freed %d)",
+          late.added.ret, late.added.error, late.added.being_freed);
+    CHECK(late.removed.ret == 0 && late.removed.error && late.removed.being_freed,
+          "README: SSL_CTX_remove_session from a later free callback answers 0 with an error (\"the SSL_CTX is "
+          "being freed\") (got %ld, error %d, being freed %d)",
+          late.removed.ret, late.removed.error, late.removed.being_freed);
+    CHECK(late.number.ret == 0 && late.number.error && late.number.being_freed,
+          "README: SSL_CTX_sess_number from a later free callback answers 0 with an error (got %ld, error %d, "
+          "being freed %d)",
+          late.number.ret, late.number.error, late.number.being_freed);
+    CHECK(late.flushed.error && late.flushed.being_freed,
+          "README: SSL_CTX_flush_sessions from a later free callback queues the same error");
+    CHECK(rm_calls_for(tla, NULL) == 0 && rm_calls_for(tlr, NULL) == 0 && SSL_SESSION_is_resumable(late_rm) == 1
+              && frees(tla) == 0 && frees(tlr) == 0,
+          "dying context: the refused calls changed nothing (no remove callback, the session to remove still "
+          "resumable)");
+    SSL_SESSION_free(late_add);
+    SSL_SESSION_free(late_rm);
+    CHECK(frees(tla) == 1 && frees(tlr) == 1,
+          "dying context: the refused add took no reference (both sessions freed once by the application's free)");
+    CHECK(early.runs == 1 && early.added.ret == 1 && !early.added.error && early.number.ret == 1
+              && !early.number.error,
+          "README: a free callback that runs before libsslsess's finds the cache whole: SSL_CTX_add_session "
+          "returns 1, SSL_CTX_sess_number counts it (got %ld, %ld; errors %d, %d)",
+          early.added.ret, early.number.ret, early.added.error, early.number.error);
+    CHECK(early.removed.ret == 0 && !early.removed.error && rm_calls_for(ter, NULL) == 1
+              && SSL_SESSION_is_resumable(early_rm) == 0,
+          "dying context, earlier callback: removing an absent session works as on a live context (0, no error, "
+          "reported, non-resumable)");
+    CHECK(frees(tcached) == 1 && rm_calls_for(tcached, NULL) == 1,
+          "dying context: the session cached before SSL_CTX_free was flushed, reported and freed once");
+    SSL_SESSION_free(early_add);
+    SSL_SESSION_free(early_rm);
+    CHECK(frees(tea) == 1 && frees(ter) == 1,
+          "README: what the earlier callback added was released with the cache (freed exactly once)");
+    ERR_clear_error();
+}
+
 /* libsslsess marks removed and evicted sessions non-resumable through
  * libssl's SSL_CTX_remove_session on marker contexts (README, "How it
  * works"): at most 16, made on first use and never freed. They are
@@ -1950,6 +2077,8 @@ static int trace_case(void)
 int main(int argc, char **argv)
 {
     trk_index = SSL_SESSION_get_ex_new_index(0, NULL, NULL, NULL, trk_free_cb);
+    /* Before the first SSL_CTX_new, where libsslsess registers its own. */
+    early_ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, dying_free_cb);
     if (trk_index < 0) {
         fprintf(stderr, "conformance: no ex_data index\n");
         return 2;
@@ -1983,6 +2112,7 @@ int main(int argc, char **argv)
     test_handshakes();
     test_rekeyed_session_not_served();
     test_late_ex_data_free_callback();
+    test_calls_while_ctx_freed();
     test_flush();
     test_cache_size();
     test_matching_and_contexts();
