@@ -758,6 +758,61 @@ static void scn_two_contexts(enum hs_proto proto)
     hs_free_and_end(a, b, c, NULL);
 }
 
+/* SSL_SESSION_set1_id on a session the server has cached (README,
+ * Compatibility): the entry is found under neither id, so a client offering
+ * the old id and one offering the new id both get a full handshake (libssl
+ * 3.0's stale hash entry matches nothing). The new id is the old one's
+ * complement: libssl's hash reads only an id's first four bytes, and would
+ * find the session under a new id that shares them. The client offering the
+ * new id has a copy of its session carrying that id. */
+static void scn_set1_id(void)
+{
+    const char *t = hs_begin("set1-id-rekeyed-tls12");
+    SSL_CTX *s = hs_server_ctx("server", HS_TLS12, SSL_OP_NO_TICKET);
+    SSL_CTX *c = hs_client_ctx("client", HS_TLS12);
+    hs_set_callbacks(s, HS_CB_NEW | HS_CB_REMOVE, 0);
+    struct hs_conn c1, c2, c3;
+    hs_connect(c, s, NULL, NULL, &c1);
+    unsigned char old_id[SSL_MAX_SSL_SESSION_ID_LENGTH], new_id[SSL_MAX_SSL_SESSION_ID_LENGTH];
+    unsigned len = 0;
+    const unsigned char *id = c1.server_session ? SSL_SESSION_get_id(c1.server_session, &len) : NULL;
+    if (id == NULL || len == 0 || len > sizeof old_id) {
+        CHECK(0, "%s: the first handshake left no server session with an id", t);
+        hs_conn_release(&c1);
+        hs_free_and_end(s, c, NULL);
+        return;
+    }
+    memcpy(old_id, id, len);
+    for (unsigned i = 0; i < len; i++)
+        new_id[i] = (unsigned char)~old_id[i];
+    char n[16];
+    hs_phase("set1_id");
+    hs_name(c1.server_session, n);
+    hs_label(new_id, len); /* names the new id S2 */
+    int set = SSL_SESSION_set1_id(c1.server_session, new_id, len);
+    hs_fact("SSL_SESSION_set1_id(server's %s, S2) = %d", n, set);
+    SSL *probe = SSL_new(s);
+    hs_fact("SSL_has_matching_session_id: old id %d, new id %d", SSL_has_matching_session_id(probe, old_id, len),
+            SSL_has_matching_session_id(probe, new_id, len));
+    SSL_free(probe);
+    hs_fact("number=%ld", SSL_CTX_sess_number(s));
+    SSL_SESSION *renamed = SSL_SESSION_dup(c1.client_session);
+    hs_fact("client's copy renamed to S2: %d",
+            renamed != NULL && SSL_SESSION_set1_id(renamed, new_id, len) == 1);
+    hs_phase("-");
+    hs_connect(c, s, c1.client_session, NULL, &c2); /* offers the old id */
+    hs_connect(c, s, renamed, NULL, &c3);           /* offers the new id */
+    hs_print_stats(s);
+    hs_print_stats(c);
+    CHECK(c2.ok && c2.client_reused == 0 && c2.server_reused == 0,
+          "%s: a client offering the old id gets a full handshake", t);
+    CHECK(c3.ok && c3.client_reused == 0 && c3.server_reused == 0,
+          "%s: a client offering the new id gets a full handshake", t);
+    SSL_SESSION_free(renamed);
+    hs_conn_release(&c1), hs_conn_release(&c2), hs_conn_release(&c3);
+    hs_free_and_end(s, c, NULL);
+}
+
 /* The server SSL is moved to a second context before the handshake
  * (SSL_set_SSL_CTX), optionally then duplicated with SSL_dup (whose copy
  * is created from the second context). */
@@ -1005,6 +1060,7 @@ int main(void)
     scn_tls11();
     scn_get_get_cb();
     scn_verify_peer_no_sid_ctx();
+    scn_set1_id();
     for (int p = HS_TLS12; p <= HS_TLS13; p++) {
         scn_two_contexts((enum hs_proto)p);
         scn_switch_before((enum hs_proto)p, 0);
