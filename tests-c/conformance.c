@@ -17,11 +17,12 @@
  * Also the README's own claims (Compatibility): a remove callback that
  * calls back into the cache during a remove, an eviction, a flush and
  * SSL_CTX_free; ex_data free callbacks that call into the cache while
- * SSL_CTX_free runs; SSL_SESSION_set1_id on a cached session; one session
- * cached by two contexts; SSL_SESSION_set_time/_set_timeout re-sorting for
- * eviction; a flush on a context without a remove callback. What libssl 3.0
- * cannot do (it deadlocks or corrupts its list) runs under libsslsess only
- * and is listed as "skip" in the reference run.
+ * SSL_CTX_free runs; SSL_CTX_sessions() left empty; SSL_SESSION_set1_id on
+ * a cached session; one session cached by two contexts;
+ * SSL_SESSION_set_time/_set_timeout re-sorting for eviction; a flush on a
+ * context without a remove callback. What libssl 3.0 cannot do (it
+ * deadlocks or corrupts its list) runs under libsslsess only and is listed
+ * as "skip" in the reference run.
  *
  *   conformance                  the whole suite
  *   conformance --trace-case     one add and one remove (for SSLSESS_LOG)
@@ -741,6 +742,58 @@ static void test_handshakes(void)
     CHECK(frees(tss) == 1, "NO_INTERNAL_STORE: SSL_CTX_free releases the session the application added");
     test_bad_sessions(cctx, sctx);
 out:
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+}
+
+/* README, Compatibility and Limits: SSL_CTX_sessions() returns libssl's own
+ * hash table, which libsslsess leaves empty (the handshake's sessions go to
+ * libsslsess's cache too): a program that walks it sees nothing. Against
+ * plain libssl the table holds every cached session. (libssl 3.0 declares
+ * no lh_SSL_SESSION_* functions: the usual macro defines them.) */
+DEFINE_LHASH_OF(SSL_SESSION);
+
+static int walked;
+static void count_walked(SSL_SESSION *s)
+{
+    (void)s;
+    walked++;
+}
+
+static void test_sessions_table(void)
+{
+    SECTION("SSL_CTX_sessions: libssl's own hash table");
+    SSL_CTX *cctx = client_ctx();
+    SSL_CTX *sctx = server_ctx(SSL_SESS_CACHE_SERVER);
+    SSL_SESSION *server_sess = NULL;
+    SSL_SESSION *client_sess = hs_cert != NULL ? client_session(cctx, sctx, &server_sess) : NULL;
+    SSL_SESSION *a = mk("table-a", 0x4d, 1), *b = mk("table-b", 0x4d, 2);
+    SSL_CTX_add_session(sctx, a);
+    SSL_CTX_add_session(sctx, b);
+    long number = SSL_CTX_sess_number(sctx);
+    LHASH_OF(SSL_SESSION) *table = SSL_CTX_sessions(sctx);
+    unsigned long items = table != NULL ? lh_SSL_SESSION_num_items(table) : 0;
+    walked = 0;
+    if (table != NULL)
+        lh_SSL_SESSION_doall(table, count_walked);
+    CHECK(client_sess != NULL && server_sess != NULL && number == 3,
+          "SSL_CTX_sessions: the server cached a handshake's session and two added ones (SSL_CTX_sess_number 3, "
+          "got %ld)",
+          number);
+    CHECK(table != NULL, "SSL_CTX_sessions returns a table (not NULL)");
+    if (under_sslsess())
+        CHECK(items == 0 && walked == 0,
+              "README: SSL_CTX_sessions() is libssl's own table, which libsslsess leaves empty: no items, a walk "
+              "visits none, with 3 sessions cached (got %lu items, %d visited)",
+              items, walked);
+    else
+        CHECK(items == (unsigned long)number && walked == number,
+              "SSL_CTX_sessions: plain libssl's table holds every cached session (%lu items, %d visited)", items,
+              walked);
+    SSL_SESSION_free(a);
+    SSL_SESSION_free(b);
+    SSL_SESSION_free(server_sess);
+    SSL_SESSION_free(client_sess);
     SSL_CTX_free(sctx);
     SSL_CTX_free(cctx);
 }
@@ -2110,6 +2163,7 @@ int main(int argc, char **argv)
     test_synonyms();
     test_set_session();
     test_handshakes();
+    test_sessions_table();
     test_rekeyed_session_not_served();
     test_late_ex_data_free_callback();
     test_calls_while_ctx_freed();
