@@ -3,7 +3,9 @@
 # internally, so they never reach a preloaded library (issue 3, item 6).
 # This relinks the system's libssl.a (libssl-dev ships it) into such a
 # libssl.so.3, with the same OPENSSL_3.0.0 symbol versions, and checks that
-# libsslsess detects it, says so, and that unmodified programs still resume.
+# libsslsess detects it, says so, that unmodified programs still resume, and
+# that an application's removes and flushes reach libssl's own cache
+# (tests-c/symbolic.c).
 source "$(dirname "$0")/lib.sh"
 
 
@@ -95,6 +97,34 @@ elif [ "$n" != 5 ]; then
     fail "system libssl, preloaded: $n of 5 resumed"
 else
     pass "the system libssl is not reported as -Bsymbolic ($n of 5 resumed)"
+fi
+
+# The handshakes' sessions stay in this libssl's own cache: an application's
+# SSL_CTX_remove_session and SSL_CTX_flush_sessions reach libsslsess, which
+# must forward them there. tests-c/symbolic.c (memory BIOs, no sockets) runs
+# on the relinked libssl with libsslsess preloaded, and without it as the
+# reference: the same CHECKs hold in both.
+# forward LOG WHO PRELOAD NAME: one run, output in $dir/LOG.out; WHO is
+# what its summary must name.
+forward() {
+    local log=$dir/$1 who=$2 preload=$3 name=$4 rc=0
+    LD_LIBRARY_PATH=$dir LD_PRELOAD=$preload run_bounded 60 "$dir/forward" >"$log.out" 2>"$log.err" || rc=$?
+    grep -E '^FAILED' "$log.out" | sed 's/^/    /' || true
+    if [ "$rc" -eq 0 ] && grep -q "^# symbolic against $who" "$log.out" \
+        && grep -Eq '^symbolic: [0-9]+ passed, 0 failed$' "$log.out"; then
+        pass "$name: $(grep -E '^symbolic: ' "$log.out")"
+    else
+        fail "$name: exit $rc, $(grep -E '^symbolic: ' "$log.out" || echo 'no summary line') (log: $log.out)"
+    fi
+}
+if build_plain "$dir/forward" "$SSLSESS_ROOT/tests-c/symbolic.c" >"$dir/forward-build.log" 2>&1; then
+    forward forward-preload libsslsess "$SSLSESS_LIB" \
+        "removes and flushes reach the -Bsymbolic libssl's own cache, preloaded"
+    forward forward-reference "plain libssl" "" \
+        "removes and flushes, -Bsymbolic libssl without libsslsess (reference)"
+else
+    fail "building tests-c/symbolic.c"
+    sed 's/^/    | /' "$dir/forward-build.log" | tail -20
 fi
 
 suite_summary symbolic-suite
