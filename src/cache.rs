@@ -1,4 +1,4 @@
-//! The cache core: pure Rust, no FFI.
+//! The cache core: pure Rust, no FFI (its clock is `crate::clock`).
 //!
 //! One [`SessionCache`] per `SSL_CTX`. It stores opaque session handles `S`
 //! (in production an owning `SessionRef`, in tests any `Clone + PartialEq`
@@ -13,16 +13,19 @@
 //! so that sessions with equal expiry leave in insertion order, as libssl's
 //! expiry list does, without a counter shared by all threads. Nothing that
 //! every add or remove writes is shared between shards (see [`Counters`]).
+//! Eviction, needed only when the cache is full, chooses among the shards
+//! under one eviction lock (see [`Frontier`]).
 //!
 //! Invariants (per shard, under its lock):
 //! - every live slot is in the index once and has exactly one live heap
 //!   element (same slot and seq), whose rank is at most the slot's rank;
 //! - a free slot holds no session and is on the free list.
 //!
-//! Lock scope: one shard lock at a time, never two; nothing runs user code
-//! under a lock except `S::clone`/`S::drop` of values that stay in the cache
-//! and `CurrentKey::current_key` (callers get every removed handle back and
-//! drop it after the lock is released).
+//! Lock scope: one shard lock at a time, never two; eviction takes the
+//! eviction lock first, then one shard lock. Nothing runs user code under a
+//! lock except `S::clone`/`S::drop` of values that stay in the cache,
+//! `CurrentKey::current_key` and `Offer::into_handle` (callers get every
+//! removed handle back and drop it after the lock is released).
 
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU32, AtomicUsize, Ordering};
@@ -505,7 +508,7 @@ impl<S> Shard<S> {
     }
 
     /// Gives the entry in slot `i` a new rank. True when a new element
-    /// became the heap's root (the published hint must follow).
+    /// became the heap's root (the eviction frontier must be told).
     fn rerank(&mut self, i: u32, rank: Rank, seq: u32) -> bool {
         let old = self.rank_of(i);
         let slot = self.slot_mut(i);
@@ -1504,7 +1507,7 @@ mod tests {
             c.add(key(n), Expiry(1000 + n as i64), sess(n), 200);
         }
         // Each newcomer expires before everything cached, so it is the
-        // lowest hint of its shard: the eviction must look past it.
+        // lowest bound of its shard: the eviction must look past it.
         for n in 200..400u32 {
             match c.add(key(n), Expiry(1000 - n as i64), sess(n), 200) {
                 // The earliest other: the previous newcomer (the first
