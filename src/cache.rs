@@ -24,8 +24,9 @@
 //! Lock scope: one shard lock at a time, never two; eviction takes the
 //! eviction lock first, then one shard lock. Nothing runs user code under a
 //! lock except `S::clone`/`S::drop` of values that stay in the cache,
-//! `CurrentKey::current_key` and `Offer::into_handle` (callers get every
-//! removed handle back and drop it after the lock is released).
+//! `CurrentKey::current_key`, `Offer::is` (for a handle offered as is, its
+//! `PartialEq`) and `Offer::into_handle`. Callers get every removed handle
+//! back and drop it after the lock is released.
 
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU32, AtomicUsize, Ordering};
@@ -292,12 +293,13 @@ struct Slot<S> {
     /// The entry's rank; its heap element's rank is this or earlier.
     expiry: Expiry,
     stamp: u64,
-    /// The key's table hash, to find the slot's index entry on removal.
+    /// The key's table hash, to find the slot's index entry on removal; in
+    /// a free slot, the next free slot.
     hash: u32,
-    /// The seq of this entry's one live heap element (a u32 per shard: a
-    /// stale element could only be taken for live if it survived 2^32
-    /// inserts while sitting below every flush and eviction, which pop
-    /// stale elements as they reach the top).
+    /// The seq of this entry's one live heap element. A u32 per shard:
+    /// seqs are drawn only by pushes, and the heap is compacted (dropping
+    /// every stale element) at least every 2^31 of them, so no stale element
+    /// meets its seq again.
     seq: u32,
 }
 
@@ -331,6 +333,9 @@ struct Shard<S> {
     heap: Vec<HeapEntry>,
     live: usize,
     next_seq: u32,
+    /// Set every 2^31 seqs: the next push compacts the heap, so that no
+    /// stale element lives to see its seq drawn again.
+    compact_due: bool,
     last_stamp: u64,
     /// Adds minus removes not yet folded into `Counters::len`.
     pending: isize,
@@ -366,6 +371,7 @@ impl<S> Shard<S> {
             heap: Vec::new(),
             live: 0,
             next_seq: 0,
+            compact_due: false,
             last_stamp: 0,
             pending: 0,
         }
@@ -379,9 +385,12 @@ impl<S> Shard<S> {
         &mut self.chunks[(i >> CHUNK_BITS) as usize][i as usize & (CHUNK - 1)]
     }
 
-    /// A seq for a new heap element.
+    /// A seq for a new heap element (drawn only by `push`).
     fn seq(&mut self) -> u32 {
         self.next_seq = self.next_seq.wrapping_add(1);
+        if self.next_seq & (u32::MAX >> 1) == 0 {
+            self.compact_due = true;
+        }
         self.next_seq
     }
 
@@ -411,7 +420,6 @@ impl<S> Shard<S> {
         key: &SessionKey,
         offer: O,
         rank: Rank,
-        seq: u32,
     ) -> Result<u32, (u32, O)>
     where
         S: CurrentKey,
@@ -433,7 +441,8 @@ impl<S> Shard<S> {
             expiry: rank.0,
             stamp: rank.1,
             hash,
-            seq,
+            // Set by the push that follows.
+            seq: 0,
         };
         let i = match self.free_head {
             NO_SLOT => {
@@ -509,7 +518,7 @@ impl<S> Shard<S> {
 
     /// Gives the entry in slot `i` a new rank. True when a new element
     /// became the heap's root (the eviction frontier must be told).
-    fn rerank(&mut self, i: u32, rank: Rank, seq: u32) -> bool {
+    fn rerank(&mut self, i: u32, rank: Rank) -> bool {
         let old = self.rank_of(i);
         let slot = self.slot_mut(i);
         (slot.expiry, slot.stamp) = rank;
@@ -517,13 +526,14 @@ impl<S> Shard<S> {
             // The element's rank stays a lower bound.
             return false;
         }
-        slot.seq = seq;
-        self.push(rank, i, seq)
+        self.push(rank, i)
     }
 
     /// Pushes an element; true when it became the root. Adds and re-sorts
     /// are where the heap grows, so they keep it within twice the live count.
-    fn push(&mut self, rank: Rank, slot: u32, seq: u32) -> bool {
+    fn push(&mut self, rank: Rank, slot: u32) -> bool {
+        let seq = self.seq();
+        self.slot_mut(slot).seq = seq;
         self.heap.push(HeapEntry {
             expiry: rank.0,
             stamp: rank.1,
@@ -564,11 +574,13 @@ impl<S> Shard<S> {
     }
 
     /// Rebuilds the heap from its live elements once stale ones dominate,
-    /// keeping the heap within twice the live count (amortised O(1)).
+    /// keeping the heap within twice the live count (amortised O(1)), and
+    /// when `compact_due` says so.
     fn compact_if_stale(&mut self) {
-        if self.heap.len() <= 2 * self.live + 64 {
+        if !self.compact_due && self.heap.len() <= 2 * self.live + 64 {
             return;
         }
+        self.compact_due = false;
         let mut heap = std::mem::take(&mut self.heap);
         heap.retain(|e| self.is_live(e));
         for e in &mut heap {
@@ -586,10 +598,10 @@ impl<S> Shard<S> {
         self.heap.first().copied()
     }
 
-    /// The earliest live element other than the one for slot `except`.
-    fn earliest_except(&mut self, except: Option<u32>) -> Option<HeapEntry> {
+    /// The earliest live element other than `except` (slot, seq).
+    fn earliest_except(&mut self, except: Option<(u32, u32)>) -> Option<HeapEntry> {
         let root = self.earliest()?;
-        if Some(root.slot) != except {
+        if Some((root.slot, root.seq)) != except {
             return Some(root);
         }
         // Set the excepted root aside, look, and put it back.
@@ -713,16 +725,20 @@ impl<S> ShardCell<S> {
 /// eviction locks the shard with the lowest bound and checks it exactly. It
 /// would go stale-high when an entry becomes a shard's heap root, so that
 /// shard then raises its flag in `dirty` (under its own lock), and eviction
-/// folds flagged shards in before it chooses. Nothing else writes here, so
-/// adds and removes far from the limit never touch this line.
+/// folds flagged shards in before each choice. A flag already raised is not
+/// written again, so far from the limit (no eviction lowers them) adds and
+/// removes write nothing here.
 ///
 /// Lock order: the eviction lock, then one shard lock.
-#[repr(align(64))]
 struct Frontier {
     earliest: Mutex<Bounds>,
-    /// Bit i: shard i's heap has a new root since eviction last looked.
-    dirty: AtomicU32,
+    dirty: Flags,
 }
+
+/// Bit i: shard i's heap has a new root since eviction last looked. On a
+/// line of its own: adds read it, evictions write the bounds.
+#[repr(align(64))]
+struct Flags(AtomicU32);
 
 /// What the eviction lock guards: the shards' bounds, and the number of
 /// sessions evicted (`SSL_CTX_sess_cache_full`), kept here so that an
@@ -739,13 +755,20 @@ impl Frontier {
                 rank: [u128::MAX; SHARDS],
                 evicted: 0,
             }),
-            dirty: AtomicU32::new(0),
+            dirty: Flags(AtomicU32::new(0)),
         }
     }
 
     /// Flags `shard` (call with its lock held, after its root changed).
+    /// Reading first is enough: a fold that has cleared the bit and read this
+    /// shard did so under this lock before we took it, so the load sees the
+    /// bit cleared; a fold that has not read the shard yet will see the new
+    /// root when it does.
     fn flag(&self, shard: usize) {
-        self.dirty.fetch_or(1 << shard, Ordering::Release);
+        let bit = 1 << shard;
+        if self.dirty.0.load(Ordering::Relaxed) & bit == 0 {
+            self.dirty.0.fetch_or(bit, Ordering::Release);
+        }
     }
 }
 
@@ -930,21 +953,20 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         let cell = &self.shards[shard];
         let mut guard = self.lock(shard);
         let rank = (expiry, guard.stamp(now));
-        let seq = guard.seq();
-        let (slot, replaced, uncounted) = match guard.insert_or_find(hash, &key, offer, rank, seq) {
+        let (slot, replaced, uncounted) = match guard.insert_or_find(hash, &key, offer, rank) {
             Ok(i) => {
                 let uncounted = self.count_added(cell, &mut guard);
                 // The eviction frontier only needs refreshing when the new
                 // element is the root: otherwise the old root (maybe stale
                 // now) is still a lower bound.
-                if guard.push(rank, i, seq) {
+                if guard.push(rank, i) {
                     self.frontier.flag(shard);
                 }
                 (i, None, uncounted)
             }
             Err((i, offer)) => {
                 // Same key: re-sort, and swap the object if it is another one.
-                if guard.rerank(i, rank, seq) {
+                if guard.rerank(i, rank) {
                     self.frontier.flag(shard);
                 }
                 let cached = guard.slot_mut(i).session.as_mut().expect("live slot");
@@ -958,17 +980,20 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
                 )
             }
         };
+        // The entry's live element, which its own eviction spares.
+        let spare = (shard, slot, guard.slot(slot).seq);
         drop(guard);
-        let evicted = self.enforce(limit, (shard, slot), uncounted);
+        let evicted = self.enforce(limit, spare, uncounted);
         match replaced {
             None => Added::New { evicted },
             Some(old) => Added::Replaced { old, evicted },
         }
     }
 
-    /// Evicts down to `limit` (0: none), sparing the entry just added; first
-    /// counts that entry if `uncounted`.
-    fn enforce(&self, limit: usize, added: (usize, u32), uncounted: bool) -> Evicted<S> {
+    /// Evicts down to `limit` (0: none), sparing the entry just added
+    /// (shard, slot, seq: should that entry leave and its slot be reused
+    /// meanwhile, the slot's new entry is not spared); first counts that entry if `uncounted`.
+    fn enforce(&self, limit: usize, added: (usize, u32, u32), uncounted: bool) -> Evicted<S> {
         let mut evicted = Evicted::new();
         if uncounted {
             // Count the new entry, unless the cache is full: then it and the
@@ -1028,24 +1053,25 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     }
 
     /// Removes the earliest-expiring session other than the one in `except`
-    /// (shard, slot), counting it in `Bounds::evicted`. The caller has already
+    /// (shard, slot, seq), counting it in `Bounds::evicted`. The caller has already
     /// taken it off `len` (see `claim_eviction`).
-    fn evict_earliest(&self, except: Option<(usize, u32)>) -> Option<S> {
-        // Under the eviction lock, the frontier's bounds never overstate how
-        // early a shard's earliest entry is (once flagged shards are folded
-        // in). The shard with the lowest bound is locked, its bound made
-        // exact, and its earliest entry taken if it is no later than every
-        // other bound; otherwise we choose again. The excepted entry's shard
-        // is ranked by its earliest other entry once that was seen under its
-        // lock (its bound may be the excepted entry itself), for this call
-        // only. Each pass evicts or makes a bound exact; other threads can
-        // only make bounds stale-low meanwhile, which the pass limit covers.
+    fn evict_earliest(&self, except: Option<(usize, u32, u32)>) -> Option<S> {
+        // Under the eviction lock, once flagged shards are folded in, the
+        // frontier's bounds never overstate how early a shard's earliest
+        // entry is. Each pass folds, then locks the shard with the lowest
+        // bound, makes its bound exact, and takes its earliest entry if it is
+        // no later than every other bound; otherwise it chooses again. The
+        // excepted entry's shard is ranked by its earliest other entry once
+        // that was seen under its lock (its bound may be the excepted entry
+        // itself), for this call only. Each pass evicts or makes a bound
+        // exact; other threads' removes make bounds stale-low and their adds
+        // raise flags meanwhile, which the pass limit covers.
         let mut frontier = unpoisoned(&self.frontier.earliest);
         let bounds = &mut frontier.rank;
-        self.fold_flagged(bounds);
-        let except_shard = except.map_or(usize::MAX, |(shard, _)| shard);
+        let except_shard = except.map_or(usize::MAX, |(shard, _, _)| shard);
         let mut except_rank: Option<u128> = None;
         for _ in 0..4 * SHARDS {
+            self.fold_flagged(bounds);
             let mut ranks = *bounds;
             if let Some(known) = except_rank {
                 ranks[except_shard] = known;
@@ -1058,8 +1084,8 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
             let earliest = guard.earliest();
             bounds[shard] = earliest.map_or(u128::MAX, |e| ordinal(e.rank()));
             let found = match except {
-                Some((s, slot)) if s == shard => {
-                    let other = guard.earliest_except(Some(slot));
+                Some((s, slot, seq)) if s == shard => {
+                    let other = guard.earliest_except(Some((slot, seq)));
                     except_rank = Some(other.map_or(u128::MAX, |e| ordinal(e.rank())));
                     other
                 }
@@ -1084,10 +1110,10 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
 
     /// Brings the bounds of flagged shards up to date (eviction lock held).
     fn fold_flagged(&self, bounds: &mut [u128; SHARDS]) {
-        if self.frontier.dirty.load(Ordering::Relaxed) == 0 {
+        if self.frontier.dirty.0.load(Ordering::Relaxed) == 0 {
             return;
         }
-        let mut flagged = self.frontier.dirty.swap(0, Ordering::Acquire);
+        let mut flagged = self.frontier.dirty.0.swap(0, Ordering::Acquire);
         while flagged != 0 {
             let shard = flagged.trailing_zeros() as usize;
             flagged &= flagged - 1;
@@ -1165,8 +1191,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         };
         if guard.slot(i).session.as_ref().is_some_and(&is_it) {
             let rank = (expiry, guard.stamp(clock_stamp()));
-            let seq = guard.seq();
-            if guard.rerank(i, rank, seq) {
+            if guard.rerank(i, rank) {
                 self.frontier.flag(shard);
             }
         }
@@ -1733,5 +1758,215 @@ mod tests {
         assert_eq!(c.stored(), 100);
         assert_eq!(evicted.load(Ordering::Relaxed), 12_000 - 100);
         assert_eq!(c.cache_full(), 12_000 - 100);
+    }
+
+    /// A small xorshift generator for the randomised tests.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+
+    #[test]
+    fn random_operations_match_a_model_of_libssls_list() {
+        // The model: key -> (session, expiry, order of its last add or
+        // re-sort). Evictions take the earliest (expiry, order) other than
+        // the key just added; flushes return (expiry, order) order.
+        for seed in 1..400u64 {
+            let c = SessionCache::new();
+            let mut model: std::collections::BTreeMap<u32, (Sess, i64, u64)> = Default::default();
+            let mut order = 0u64;
+            let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+            let mut limit = 1 + rng.below(30) as usize;
+            let mut next_obj = 1000u32;
+            for _ in 0..3000 {
+                let op = rng.below(100);
+                let k = rng.below(60) as u32;
+                let e = rng.below(50) as i64;
+                if op < 2 {
+                    limit = 1 + rng.below(30) as usize;
+                }
+                if op < 45 {
+                    let obj = sess_keyed(next_obj, k);
+                    next_obj += 1;
+                    let res = c.add(key(k), Expiry(e), obj.clone(), limit);
+                    let was = model.insert(k, (obj, e, order));
+                    order += 1;
+                    let mut expect = vec![];
+                    while model.len() > limit {
+                        let (&victim, _) = model
+                            .iter()
+                            .filter(|(other, _)| **other != k)
+                            .min_by_key(|(_, v)| (v.1, v.2))
+                            .unwrap();
+                        expect.push(*model.remove(&victim).unwrap().0.0);
+                    }
+                    match res {
+                        Added::New { evicted } => {
+                            assert!(was.is_none());
+                            assert_eq!(evicted_ids(evicted), expect, "seed {seed}");
+                        }
+                        Added::Replaced { old, evicted } => {
+                            assert_eq!(old, was.unwrap().0);
+                            assert_eq!(evicted_ids(evicted), expect, "seed {seed}");
+                        }
+                        other => panic!("seed {seed}: {other:?}"),
+                    }
+                } else if op < 60 {
+                    if let Some(v) = model.get_mut(&k) {
+                        let res = c.add(key(k), Expiry(e), v.0.clone(), limit);
+                        assert!(matches!(res, Added::Duplicate(_)), "seed {seed}");
+                        (v.1, v.2) = (e, order);
+                        order += 1;
+                    }
+                } else if op < 75 {
+                    let got = c.remove(&key(k), |_| false).map(|s| *s.0);
+                    assert_eq!(got, model.remove(&k).map(|v| *v.0.0), "seed {seed}");
+                } else if op < 88 {
+                    if let Some(v) = model.get_mut(&k) {
+                        let obj = v.0.clone();
+                        c.reexpire_one(&key(k), |s| *s == obj, Expiry(e));
+                        (v.1, v.2) = (e, order);
+                        order += 1;
+                    }
+                } else {
+                    let t = if op < 97 {
+                        rng.below(40) as i64
+                    } else {
+                        i64::MAX
+                    };
+                    let scope = if op < 97 {
+                        FlushScope::ExpiredAt(t)
+                    } else {
+                        FlushScope::All
+                    };
+                    let got = ids(&c.flush(scope, true));
+                    let mut expect: Vec<(i64, u64, u32)> = model
+                        .values()
+                        .filter(|v| v.1 < t)
+                        .map(|v| (v.1, v.2, *v.0.0))
+                        .collect();
+                    expect.sort();
+                    model.retain(|_, v| v.1 >= t);
+                    let expect: Vec<u32> = expect.iter().map(|x| x.2).collect();
+                    assert_eq!(got, expect, "seed {seed}");
+                }
+                assert_eq!(c.len(), model.len(), "seed {seed}");
+                assert_eq!(c.stored(), model.len(), "seed {seed}");
+            }
+        }
+    }
+
+    #[test]
+    fn concurrent_mixed_operations_account_for_every_handle() {
+        // Four threads add, re-add, remove, re-time and flush at limits
+        // small and large: every handle made comes back exactly once or is
+        // still cached, evictions are counted, and the limit holds.
+        for round in 0..20u64 {
+            let c = Arc::new(SessionCache::new());
+            let (limit, keys) = if round % 2 == 0 {
+                (40, 200)
+            } else {
+                (700, 2000)
+            };
+            let made = Arc::new(AtomicUsize::new(0));
+            let returned = Arc::new(AtomicUsize::new(0));
+            let evicted = Arc::new(AtomicUsize::new(0));
+            let threads: Vec<_> = (0..4u32)
+                .map(|t| {
+                    let c = Arc::clone(&c);
+                    let (made, returned, evicted) = (
+                        Arc::clone(&made),
+                        Arc::clone(&returned),
+                        Arc::clone(&evicted),
+                    );
+                    std::thread::spawn(move || {
+                        let mut rng = Rng((round + 1) * 7919 + t as u64 * 104_729);
+                        let mut count = |res: Added<Sess>, new: bool| match res {
+                            Added::New { evicted: gone } => {
+                                made.fetch_add(new as usize, Ordering::Relaxed);
+                                evicted.fetch_add(gone.len(), Ordering::Relaxed);
+                                returned.fetch_add(gone.len(), Ordering::Relaxed);
+                            }
+                            Added::Replaced { evicted: gone, .. } => {
+                                made.fetch_add(new as usize, Ordering::Relaxed);
+                                evicted.fetch_add(gone.len(), Ordering::Relaxed);
+                                returned.fetch_add(gone.len() + 1, Ordering::Relaxed);
+                            }
+                            Added::Duplicate(_) => assert!(!new),
+                        };
+                        for _ in 0..20_000 {
+                            let k = rng.below(keys) as u32;
+                            let e = rng.below(100) as i64;
+                            match rng.below(10) {
+                                0..=4 => {
+                                    made.fetch_add(1, Ordering::Relaxed);
+                                    let s = sess_keyed(k + 1000 * (t + 1), k);
+                                    count(c.add(key(k), Expiry(e), s, limit), false);
+                                }
+                                5 => {
+                                    if let Some(s) = c.get(&key(k)) {
+                                        // Gone meanwhile: cached anew, one more handle.
+                                        let res = c.add(key(k), Expiry(e), s, limit);
+                                        let new = !matches!(res, Added::Duplicate(_));
+                                        count(res, new);
+                                    }
+                                }
+                                6 | 7 => {
+                                    if c.remove(&key(k), |_| false).is_some() {
+                                        returned.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                }
+                                8 => c.reexpire_one(&key(k), |_| true, Expiry(e)),
+                                _ => {
+                                    if rng.below(50) == 0 {
+                                        let gone = c.flush(FlushScope::ExpiredAt(e / 4), false);
+                                        returned.fetch_add(gone.len(), Ordering::Relaxed);
+                                    }
+                                }
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            assert_eq!(c.len(), c.stored());
+            assert!(
+                c.len() <= limit,
+                "round {round}: {} cached, limit {limit}",
+                c.len()
+            );
+            assert_eq!(c.cache_full() as usize, evicted.load(Ordering::Relaxed));
+            assert_eq!(
+                made.load(Ordering::Relaxed),
+                returned.load(Ordering::Relaxed) + c.len(),
+                "round {round}"
+            );
+            assert_eq!(c.counters.len.load(Ordering::Relaxed) as usize, c.len());
+        }
+    }
+
+    #[test]
+    fn the_heap_is_compacted_before_a_seq_can_come_round_again() {
+        // A stale element deep in the heap outlives pushes until compaction;
+        // drawing seqs past each 2^31 boundary schedules one.
+        let mut shard: Shard<Sess> = Shard::new();
+        shard.next_seq = (1 << 31) - 2;
+        shard.seq();
+        assert!(!shard.compact_due);
+        assert_eq!(shard.seq(), 1 << 31);
+        assert!(shard.compact_due);
+        shard.compact_if_stale();
+        assert!(!shard.compact_due);
+        shard.next_seq = u32::MAX;
+        assert_eq!(shard.seq(), 0);
+        assert!(shard.compact_due);
     }
 }
