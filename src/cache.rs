@@ -1248,6 +1248,15 @@ mod tests {
         e.into_iter().map(|s| *s.0).collect()
     }
 
+    /// Adds session `n` under key `n`, which must be new to `c`; returns
+    /// the ids of the sessions that add evicted.
+    fn add_new(c: &SessionCache<Sess>, n: u32, expiry: i64, limit: usize) -> Vec<u32> {
+        match c.add(key(n), Expiry(expiry), sess(n), limit) {
+            Added::New { evicted } => evicted_ids(evicted),
+            other => panic!("adding {n}: {other:?}"),
+        }
+    }
+
     #[test]
     fn key_rejects_long_ids_and_separates_versions() {
         assert!(SessionKey::new(0x0303, &[0; 33]).is_none());
@@ -1380,10 +1389,7 @@ mod tests {
     fn the_new_session_is_never_its_own_victim() {
         let c = SessionCache::new();
         c.add(key(1), Expiry(100), sess(1), 1);
-        match c.add(key(2), Expiry(5), sess(2), 1) {
-            Added::New { evicted } => assert_eq!(evicted_ids(evicted), vec![1]),
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(add_new(&c, 2, 5, 1), vec![1]);
         assert!(c.contains(&key(2)));
     }
 
@@ -1517,10 +1523,7 @@ mod tests {
         c.add(key(2), Expiry(5), sess(2), 0);
         // Limit 2 with a third session that expires earliest of all: the
         // newcomer is never its own victim, so 1 goes and 3 stays.
-        match c.add(key(3), Expiry(0), sess(3), 2) {
-            Added::New { evicted } => assert_eq!(evicted_ids(evicted), vec![1]),
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(add_new(&c, 3, 0, 2), vec![1]);
         assert!(c.contains(&key(3)));
         assert_eq!(ids(&c.flush(FlushScope::All, true)), vec![3, 2]);
     }
@@ -1608,32 +1611,20 @@ mod tests {
         for n in 100..108 {
             c.add(key(n), Expiry(5000), sess(n), limit);
         }
-        let Added::New { evicted } = c.add(key(200), Expiry(5000), sess(200), limit) else {
-            panic!("new key");
-        };
-        assert_eq!(evicted_ids(evicted), vec![8]);
+        assert_eq!(add_new(&c, 200, 5000, limit), vec![8]);
         // A duplicate add re-sorted to an earlier expiry.
         let forty = c.get(&key(40)).unwrap();
         c.add(key(40), Expiry(10), forty, limit);
-        let Added::New { evicted } = c.add(key(201), Expiry(5000), sess(201), limit) else {
-            panic!("new key");
-        };
-        assert_eq!(evicted_ids(evicted), vec![40]);
+        assert_eq!(add_new(&c, 201, 5000, limit), vec![40]);
         // A session re-timed behind the cache's back.
         c.reexpire_one(&key(50), |s| *s.0 == 50, Expiry(20));
-        let Added::New { evicted } = c.add(key(202), Expiry(5000), sess(202), limit) else {
-            panic!("new key");
-        };
-        assert_eq!(evicted_ids(evicted), vec![50]);
+        assert_eq!(add_new(&c, 202, 5000, limit), vec![50]);
         // After a flush, into emptied shards.
         c.flush(FlushScope::All, false);
         for n in 300..300 + limit as u32 {
             c.add(key(n), Expiry(9000 - n as i64), sess(n), limit);
         }
-        let Added::New { evicted } = c.add(key(999), Expiry(9999), sess(999), limit) else {
-            panic!("new key");
-        };
-        assert_eq!(evicted_ids(evicted), vec![300 + limit as u32 - 1]);
+        assert_eq!(add_new(&c, 999, 9999, limit), vec![300 + limit as u32 - 1]);
         assert_eq!(c.len(), limit);
     }
 
@@ -1701,10 +1692,7 @@ mod tests {
         assert_eq!(ids(&fill().flush(FlushScope::All, true)), order);
         let c = fill();
         for (i, n) in (5000..5003).enumerate() {
-            match c.add(key(n), Expiry(9), sess(n), 80) {
-                Added::New { evicted } => assert_eq!(evicted_ids(evicted), vec![order[i]]),
-                other => panic!("{other:?}"),
-            }
+            assert_eq!(add_new(&c, n, 9, 80), vec![order[i]]);
         }
     }
 
@@ -1887,7 +1875,7 @@ mod tests {
                     );
                     std::thread::spawn(move || {
                         let mut rng = Rng((round + 1) * 7919 + t as u64 * 104_729);
-                        let mut count = |res: Added<Sess>, new: bool| match res {
+                        let count = |res: Added<Sess>, new: bool| match res {
                             Added::New { evicted: gone } => {
                                 made.fetch_add(new as usize, Ordering::Relaxed);
                                 evicted.fetch_add(gone.len(), Ordering::Relaxed);
