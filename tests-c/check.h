@@ -13,6 +13,9 @@
  *                                a difference and does not fail the run.
  *   check_summary("suite")       prints "suite: N passed, N failed" and
  *                                returns the exit status.
+ *   libssl_own_symbol(name), libssl_own_ctrl(ctx, cmd)
+ *                                libssl's own definitions, past libsslsess's
+ *                                exports: what libssl itself holds.
  */
 #ifndef SSLSESS_TESTS_CHECK_H
 #define SSLSESS_TESTS_CHECK_H
@@ -21,6 +24,7 @@
 #define _GNU_SOURCE
 #endif
 #include <dlfcn.h>
+#include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +40,24 @@ static CHECK_UNUSED int under_sslsess(void)
         known = active != NULL && active() == 1;
     }
     return known;
+}
+
+/* libssl's own definition of `name` (not libsslsess's export of it), or
+ * NULL: what libssl itself answers. */
+static CHECK_UNUSED void *libssl_own_symbol(const char *name)
+{
+    void *libssl = dlopen("libssl.so.3", RTLD_NOW | RTLD_NOLOAD);
+    return libssl != NULL ? dlsym(libssl, name) : NULL;
+}
+
+/* libssl's own SSL_CTX_ctrl(ctx, cmd, 0, NULL): what libssl's own cache
+ * and counters hold; -1 if libssl is not found. */
+static CHECK_UNUSED long libssl_own_ctrl(SSL_CTX *ctx, int cmd)
+{
+    static long (*real)(SSL_CTX *, int, long, void *);
+    if (real == NULL)
+        real = (long (*)(SSL_CTX *, int, long, void *))libssl_own_symbol("SSL_CTX_ctrl");
+    return real ? real(ctx, cmd, 0, NULL) : -1;
 }
 
 static int check_passed, check_failed, check_differs;

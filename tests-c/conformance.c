@@ -1777,9 +1777,8 @@ static void test_import_after_consumed(void)
         return;
     }
     typedef SSL_SESSION *(*get_cb_t)(SSL *, const unsigned char *, int, int *);
-    void *libssl = dlopen("libssl.so.3", RTLD_NOW | RTLD_NOLOAD);
     get_cb_t (*libssl_get_get_cb)(SSL_CTX *) =
-        libssl ? (get_cb_t (*)(SSL_CTX *))dlsym(libssl, "SSL_CTX_sess_get_get_cb") : NULL;
+        (get_cb_t (*)(SSL_CTX *))libssl_own_symbol("SSL_CTX_sess_get_get_cb");
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     SSL *b = SSL_new(ctx);
     get_cb_t lookup = libssl_get_get_cb ? libssl_get_get_cb(ctx) : NULL;

@@ -31,19 +31,6 @@
 #include <string.h>
 #include <time.h>
 
-/* libssl's own SSL_CTX_ctrl (not libsslsess's): what libssl's private
- * table and counters hold. */
-static long libssl_own_ctrl(SSL_CTX *ctx, int cmd)
-{
-    static long (*real)(SSL_CTX *, int, long, void *);
-    if (real == NULL) {
-        void *h = dlopen("libssl.so.3", RTLD_NOW | RTLD_NOLOAD);
-        if (h != NULL)
-            real = (long (*)(SSL_CTX *, int, long, void *))dlsym(h, "SSL_CTX_ctrl");
-    }
-    return real ? real(ctx, cmd, 0, NULL) : -1;
-}
-
 /* Under libsslsess the sessions are in libsslsess's cache and libssl's own
  * table stays empty: proof that the resumptions above were served by
  * libsslsess (through its get-session callback), not by libssl. */

@@ -29,19 +29,6 @@
 static EVP_PKEY *key;
 static X509 *cert;
 
-/* libssl's own SSL_CTX_ctrl (not libsslsess's): what libssl's own cache
- * holds. */
-static long libssl_own(SSL_CTX *ctx, int cmd)
-{
-    static long (*real)(SSL_CTX *, int, long, void *);
-    if (real == NULL) {
-        void *h = dlopen("libssl.so.3", RTLD_NOW | RTLD_NOLOAD);
-        if (h != NULL)
-            real = (long (*)(SSL_CTX *, int, long, void *))dlsym(h, "SSL_CTX_ctrl");
-    }
-    return real ? real(ctx, cmd, 0, NULL) : -1;
-}
-
 /* The remove callback's log: the id of each session reported. */
 #define MAX_REMOVED 64
 static struct {
@@ -145,7 +132,7 @@ static void scenario(int tls13)
     struct conn a, b, a_again, b_again, a_after_flush, b_after_flush;
     connect_once(cctx, sctx, NULL, tls13, &a);
     connect_once(cctx, sctx, NULL, tls13, &b);
-    long own = libssl_own(sctx, SSL_CTRL_SESS_NUMBER);
+    long own = libssl_own_ctrl(sctx, SSL_CTRL_SESS_NUMBER);
     CHECK(a.ok && b.ok && a.server != NULL && b.server != NULL && own == 2 && SSL_CTX_sess_number(sctx) == 2
               && has_id(a.server) == 1,
           "%s: two full handshakes; their sessions are in libssl's own cache (libssl counts %ld)", p, own);
@@ -157,7 +144,7 @@ static void scenario(int tls13)
     CHECK(a.server != NULL && reported(a.server) == 1 && n_removed == 1,
           "%s: the remove callback is called exactly once, for A (%d for A, %d in all)", p,
           a.server != NULL ? reported(a.server) : -1, n_removed);
-    own = libssl_own(sctx, SSL_CTRL_SESS_NUMBER);
+    own = libssl_own_ctrl(sctx, SSL_CTRL_SESS_NUMBER);
     CHECK(own == 1 && SSL_CTX_sess_number(sctx) == 1 && a.server != NULL && has_id(a.server) == 0
               && b.server != NULL && has_id(b.server) == 1 && SSL_SESSION_is_resumable(a.server) == 0,
           "%s: A left libssl's own cache (libssl counts %ld) and is non-resumable", p, own);
@@ -168,10 +155,10 @@ static void scenario(int tls13)
 
     /* Flush: B, A's new session, and (TLS 1.3) the ticket B's resumption
      * issued. */
-    own = libssl_own(sctx, SSL_CTRL_SESS_NUMBER);
+    own = libssl_own_ctrl(sctx, SSL_CTRL_SESS_NUMBER);
     n_removed = 0;
     SSL_CTX_flush_sessions(sctx, 0);
-    CHECK(own == (tls13 ? 3 : 2) && libssl_own(sctx, SSL_CTRL_SESS_NUMBER) == 0 && SSL_CTX_sess_number(sctx) == 0
+    CHECK(own == (tls13 ? 3 : 2) && libssl_own_ctrl(sctx, SSL_CTRL_SESS_NUMBER) == 0 && SSL_CTX_sess_number(sctx) == 0
               && b.server != NULL && has_id(b.server) == 0,
           "%s: SSL_CTX_flush_sessions(ctx, 0) empties libssl's own cache (%ld sessions before)", p, own);
     CHECK(n_removed == own && b.server != NULL && reported(b.server) == 1 && a_again.server != NULL
