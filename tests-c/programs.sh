@@ -96,19 +96,15 @@ reconnect_client() {
 # The first New/Reused line of each is the client's view; the last run's
 # page holds the server statistics.
 chain_client() {
-    local mode=$1 tag=$2 i sess; shift 2
+    local mode=$1 tag=$2 i sess offer; shift 2
     sess=$WORK/$tag.sess.pem
     rm -f "$sess"
     : >"$WORK/$tag.res"
     for i in $(seq 0 "$RECONNECTS"); do
-        local in=()
-        [ -s "$sess" ] && in=(-sess_in "$sess")
-        printf 'GET / HTTP/1.0\r\n\r\n' | with_lib "$mode" timeout 15 openssl s_client \
-            -connect "127.0.0.1:$SPORT" -ign_eof "${in[@]}" -sess_out "$sess" "$@" \
-            >"$WORK/$tag.cli$i.out" 2>"$WORK/$tag.cli$i.err" || true
-        grep -m1 -E '^(New|Reused),' "$WORK/$tag.cli$i.out" >>"$WORK/$tag.res" || true
+        offer=""
+        [ -s "$sess" ] && offer=$sess
+        one_client "$mode" "$tag" "$offer" "$sess" "$@"
     done
-    cp "$WORK/$tag.cli$RECONNECTS.out" "$WORK/$tag.page"
 }
 
 # one_client MODE TAG SESS_IN SESS_OUT OPTS...: one s_client fetching the
