@@ -1,4 +1,4 @@
-//! The cache core: pure Rust, no FFI (its clock is `crate::clock`).
+//! The cache core: pure Rust, no FFI.
 //!
 //! One [`SessionCache`] per `SSL_CTX`. It stores opaque session handles `S`
 //! (in production an owning `SessionRef`, in tests any `Clone + PartialEq`
@@ -244,17 +244,29 @@ fn ordinal((expiry, stamp): Rank) -> u128 {
     (((expiry.0 as u64) ^ (1 << 63)) as u128) << 64 | stamp as u128
 }
 
+/// A clock for [`SessionCache::with_clock`]: nanoseconds on a monotonic
+/// clock, whose readings follow happens-before across threads.
+pub type Clock = fn() -> u64;
+
+/// The default [`Clock`]: `Instant`, since the first reading.
+fn instant_ns() -> u64 {
+    use std::sync::LazyLock;
+    use std::time::Instant;
+    static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+    EPOCH.elapsed().as_nanos() as u64
+}
+
 /// Stamps order the entries of equal expiry across shards without a
-/// counter that every thread writes: a monotonic clock in nanoseconds, made
-/// strictly increasing per thread (and per shard, see [`Shard::stamp`]), so
-/// that of two adds one of which happens before the other, the first has
-/// the lower stamp, as with libssl's single list.
-fn clock_stamp() -> u64 {
+/// counter that every thread writes: a reading of `clock`, made strictly
+/// increasing per thread (and per shard, see [`Shard::stamp`]), so that of
+/// two adds one of which happens before the other, the first has the lower
+/// stamp, as with libssl's single list.
+fn clock_stamp(clock: Clock) -> u64 {
     use std::cell::Cell;
     thread_local! {
         static LAST: Cell<u64> = const { Cell::new(0) };
     }
-    let now = crate::clock::monotonic_ns();
+    let now = clock();
     LAST.try_with(|last| {
         let stamp = now.max(last.get() + 1);
         last.set(stamp);
@@ -802,6 +814,8 @@ pub struct SessionCache<S> {
     counters: Counters,
     /// Serialises switches between batched and exact counting.
     switching: Mutex<()>,
+    /// Where stamps come from.
+    clock: Clock,
 }
 
 /// The cache-wide count, on a cache line of its own.
@@ -832,6 +846,12 @@ impl<S: PartialEq + CurrentKey> Default for SessionCache<S> {
 
 impl<S: PartialEq + CurrentKey> SessionCache<S> {
     pub fn new() -> Self {
+        Self::with_clock(instant_ns)
+    }
+
+    /// A cache that reads `clock` for its stamps (one reading per add or
+    /// re-time).
+    pub fn with_clock(clock: Clock) -> Self {
         SessionCache {
             shards: std::array::from_fn(|_| ShardCell::new()),
             frontier: Frontier::new(),
@@ -842,6 +862,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
                 limit: AtomicUsize::new(0),
             },
             switching: Mutex::new(()),
+            clock,
         }
     }
 
@@ -949,7 +970,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         limit: usize,
     ) -> Added<S, O> {
         let (hash, shard) = self.locate(&key);
-        let now = clock_stamp();
+        let now = clock_stamp(self.clock);
         let cell = &self.shards[shard];
         let mut guard = self.lock(shard);
         let rank = (expiry, guard.stamp(now));
@@ -1190,7 +1211,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
             return;
         };
         if guard.slot(i).session.as_ref().is_some_and(&is_it) {
-            let rank = (expiry, guard.stamp(clock_stamp()));
+            let rank = (expiry, guard.stamp(clock_stamp(self.clock)));
             if guard.rerank(i, rank) {
                 self.frontier.flag(shard);
             }

@@ -1,9 +1,10 @@
-//! The order source of the cache core: a monotonic clock in nanoseconds.
+//! The clock the caches of real contexts order their entries by (see
+//! `cache::SessionCache::with_clock`): a monotonic clock in nanoseconds.
 //!
 //! Read on every add, so it is `clock_gettime(CLOCK_MONOTONIC)` itself (a
-//! vDSO call) rather than `Instant::elapsed`, which costs about as much
-//! again in conversions. Its readings are all the cache needs: a total
-//! order consistent with happens-before across threads.
+//! vDSO call) rather than the cache core's default `Instant::elapsed`,
+//! which costs about as much again in conversions. Its readings are all the
+//! cache needs: a total order consistent with happens-before across threads.
 
 /// Nanoseconds on the monotonic clock (since an unspecified start).
 #[inline]

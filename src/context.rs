@@ -82,7 +82,7 @@ thread_local! {
 impl CtxCache {
     fn new() -> Self {
         CtxCache {
-            sessions: SessionCache::new(),
+            sessions: SessionCache::with_clock(crate::clock::monotonic_ns),
             app_get_cb: AtomicUsize::new(0),
             served: AtomicU64::new(0),
             mode: AtomicI64::new(-1),
