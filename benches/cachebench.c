@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include "check.h"
 #include "tls_fixture.h"
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -81,12 +82,6 @@ static int single_thread;
 static double clock_s(void)
 {
     return single_thread ? cpu_s() : now_s();
-}
-
-static int sslsess_active(void)
-{
-    int (*active)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "sslsess_is_active");
-    return active != NULL && active() == 1;
 }
 
 static void result(const char *name, double value)
@@ -573,7 +568,7 @@ static int arg(int argc, char **argv, int i, int dflt)
 int main(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : "";
-    printf("LIB %s\n", sslsess_active() ? "sslsess" : "plain");
+    printf("LIB %s\n", under_sslsess() ? "sslsess" : "plain");
     if (strcmp(cmd, "ops") == 0) {
         int threads = arg(argc, argv, 2, 1);
         if (threads < 1 || threads > MAX_THREADS)
