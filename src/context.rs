@@ -394,28 +394,26 @@ fn take_served_mark(
 /// from `ctx` would otherwise take in turn; the remove callback is then
 /// `ctx`'s, called here. Under `-Bsymbolic`, libssl's cache in `ctx` holds
 /// what libssl stored itself, which must go too, so the call is made on
-/// `ctx`. libssl ignores a session with an empty id: such a session is
-/// non-resumable anyway unless it carries a ticket, and is reported directly.
+/// `ctx`. libssl skips a session with an empty id (neither marking nor
+/// reporting it): such a session is non-resumable anyway unless it carries a
+/// ticket, and is reported here all the same.
 ///
 /// Returns whether libssl's own cache held a session with that key.
-fn release_session(
-    ctx: NonNull<SSL_CTX>,
-    session: NonNull<SSL_SESSION>,
-    empty_id: bool,
-) -> Result<bool, Error> {
-    if empty_id {
-        session::report_removed(ctx, session);
-        return Ok(false);
-    }
+fn release_session(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Result<bool, Error> {
     let remove = real::SSL_CTX_remove_session()?;
     if !libssl::binds_internally() {
         if let Some(marker) = marker() {
             // SAFETY: live marker context and session; the marker's cache is
-            // always empty, so this only marks the session.
+            // always empty, so this only marks the session (if its id is not
+            // empty: the one check that needs no call of ours).
             unsafe { remove(marker.as_ptr(), session.as_ptr()) };
             session::report_removed(ctx, session);
             return Ok(false);
         }
+    }
+    if session::has_empty_id(session) {
+        session::report_removed(ctx, session);
+        return Ok(false);
     }
     // SAFETY: live ctx and session.
     Ok(unsafe { remove(ctx.as_ptr(), session.as_ptr()) } == 1)
@@ -455,8 +453,7 @@ fn new_marker() -> usize {
 /// A failure to mark one (libssl unresolved) does not stop the others.
 fn retire(ctx: NonNull<SSL_CTX>, gone: impl IntoIterator<Item = SessionRef>) {
     for s in gone {
-        let ptr = s.session();
-        let _ = release_session(ctx, ptr, session::has_empty_id(ptr));
+        let _ = release_session(ctx, s.session());
         drop(s);
     }
 }
@@ -508,7 +505,7 @@ pub fn remove(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Result<c_
         return Ok(0);
     }
     let removed = state.sessions.remove(&key, |s| s.is(session));
-    let in_libssl = release_session(ctx, session, false)?;
+    let in_libssl = release_session(ctx, session)?;
     let found = removed.is_some() || in_libssl;
     drop(removed);
     Ok(found as c_int)
