@@ -71,6 +71,8 @@ impl KeyHasher {
 /// Number of shards per cache. A power of two; 16 keeps two to eight busy
 /// threads apart while an idle context costs only a few kilobytes.
 pub const SHARDS: usize = 16;
+// The eviction tournament (`Bounds`) is a complete binary tree over the shards.
+const _: () = assert!(SHARDS.is_power_of_two() && SHARDS <= 256);
 
 /// Longest session id TLS allows (`SSL_MAX_SSL_SESSION_ID_LENGTH`).
 pub const MAX_ID_LEN: usize = 32;
@@ -755,18 +757,80 @@ struct Flags(AtomicU32);
 /// What the eviction lock guards: the shards' bounds, and the number of
 /// sessions evicted (`SSL_CTX_sess_cache_full`), kept here so that an
 /// eviction writes no other shared line for it.
+///
+/// The bounds form a tournament, so that choosing a victim costs a walk of
+/// four levels rather than a scan of every shard: in a complete binary tree
+/// whose node `n` has children `2n` and `2n + 1` and whose leaves
+/// `SHARDS + i` are the shards, `won[n]` is the shard with the lowest bound
+/// below node `n` (ties: the lower shard). Indices are masked into range, so
+/// the walks carry no bounds checks.
 struct Bounds {
     rank: [u128; SHARDS],
+    won: [u8; 2 * SHARDS],
     evicted: u64,
+}
+
+impl Bounds {
+    fn new() -> Self {
+        // All bounds equal: every node's winner is its leftmost leaf.
+        let mut won = [0u8; 2 * SHARDS];
+        for (node, w) in won.iter_mut().enumerate().skip(1) {
+            let mut leaf = node;
+            while leaf < SHARDS {
+                leaf *= 2;
+            }
+            *w = (leaf - SHARDS) as u8;
+        }
+        Bounds {
+            rank: [u128::MAX; SHARDS],
+            won,
+            evicted: 0,
+        }
+    }
+
+    fn rank_of_winner(&self, node: usize) -> u128 {
+        self.rank[self.won[node & (2 * SHARDS - 1)] as usize & (SHARDS - 1)]
+    }
+
+    /// Sets `shard`'s bound and replays its matches up to the root.
+    fn set(&mut self, shard: usize, rank: u128) {
+        let shard = shard & (SHARDS - 1);
+        if self.rank[shard] == rank {
+            return;
+        }
+        self.rank[shard] = rank;
+        let mut node = (SHARDS + shard) / 2;
+        while node >= 1 {
+            let left = 2 * node;
+            let winner = if self.rank_of_winner(left + 1) < self.rank_of_winner(left) {
+                left + 1
+            } else {
+                left
+            };
+            self.won[node] = self.won[winner & (2 * SHARDS - 1)];
+            node /= 2;
+        }
+    }
+
+    /// The shard with the lowest bound, that bound, and the second lowest
+    /// bound (`u128::MAX` if none): the lowest among those the winner beat
+    /// on its way up, one per level.
+    fn lowest_two(&self) -> (usize, u128, u128) {
+        let best = self.won[1] as usize & (SHARDS - 1);
+        let mut second = u128::MAX;
+        let mut node = SHARDS + best;
+        while node > 1 {
+            second = second.min(self.rank_of_winner(node ^ 1));
+            node /= 2;
+        }
+        (best, self.rank[best], second)
+    }
 }
 
 impl Frontier {
     fn new() -> Self {
         Frontier {
-            earliest: Mutex::new(Bounds {
-                rank: [u128::MAX; SHARDS],
-                evicted: 0,
-            }),
+            earliest: Mutex::new(Bounds::new()),
             dirty: Flags(AtomicU32::new(0)),
         }
     }
@@ -784,18 +848,37 @@ impl Frontier {
     }
 }
 
-/// The position and value of the lowest of `ranks`, and the value of the
-/// second lowest (`u128::MAX` if none).
-fn lowest_two(ranks: &[u128; SHARDS]) -> (usize, u128, u128) {
-    let (mut at, mut best, mut second) = (0, u128::MAX, u128::MAX);
-    for (i, &rank) in ranks.iter().enumerate() {
-        if rank < best {
-            (second, best, at) = (best, rank, i);
-        } else if rank < second {
-            second = rank;
+/// The bounds as one eviction call uses them (eviction lock held). Once the
+/// call has seen, under its lock, the earliest entry of the excepted entry's
+/// shard other than that entry, the tournament ranks the shard by it, and the
+/// shard's real bound is held back here; dropping the choice puts it back.
+struct Choice<'a> {
+    bounds: &'a mut Bounds,
+    held_back: Option<(usize, u128)>,
+}
+
+impl Choice<'_> {
+    /// Records `shard`'s bound (held back if the shard is the excepted one).
+    fn set(&mut self, shard: usize, rank: u128) {
+        match &mut self.held_back {
+            Some((held, real)) if *held == shard => *real = rank,
+            _ => self.bounds.set(shard, rank),
         }
     }
-    (at, best, second)
+
+    /// Ranks `shard` by `other` for the rest of the call; `real` is its bound.
+    fn rank_excepted_by(&mut self, shard: usize, real: u128, other: u128) {
+        self.held_back = Some((shard, real));
+        self.bounds.set(shard, other);
+    }
+}
+
+impl Drop for Choice<'_> {
+    fn drop(&mut self) {
+        if let Some((shard, real)) = self.held_back.take() {
+            self.bounds.set(shard, real);
+        }
+    }
 }
 
 /// Locks `mutex`. A panic under one of the cache's locks leaves what it
@@ -1088,29 +1171,33 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         // exact; other threads' removes make bounds stale-low and their adds
         // raise flags meanwhile, which the pass limit covers.
         let mut frontier = unpoisoned(&self.frontier.earliest);
-        let bounds = &mut frontier.rank;
-        let except_shard = except.map_or(usize::MAX, |(shard, _, _)| shard);
-        let mut except_rank: Option<u128> = None;
+        let mut choice = Choice {
+            bounds: &mut frontier,
+            held_back: None,
+        };
         for _ in 0..4 * SHARDS {
-            self.fold_flagged(bounds);
-            let mut ranks = *bounds;
-            if let Some(known) = except_rank {
-                ranks[except_shard] = known;
-            }
-            let (shard, best, second) = lowest_two(&ranks);
+            self.fold_flagged(|shard, rank| choice.set(shard, rank));
+            let (shard, best, second) = choice.bounds.lowest_two();
             if best == u128::MAX {
                 return None;
             }
             let mut guard = self.lock(shard);
             let earliest = guard.earliest();
-            bounds[shard] = earliest.map_or(u128::MAX, |e| ordinal(e.rank()));
+            let exact = earliest.map_or(u128::MAX, |e| ordinal(e.rank()));
             let found = match except {
                 Some((s, slot, seq)) if s == shard => {
                     let other = guard.earliest_except(Some((slot, seq)));
-                    except_rank = Some(other.map_or(u128::MAX, |e| ordinal(e.rank())));
+                    choice.rank_excepted_by(
+                        shard,
+                        exact,
+                        other.map_or(u128::MAX, |e| ordinal(e.rank())),
+                    );
                     other
                 }
-                _ => earliest,
+                _ => {
+                    choice.set(shard, exact);
+                    earliest
+                }
             };
             if let Some(e) = found.filter(|e| ordinal(e.rank()) <= second) {
                 // The victim is usually the root: pop its element now
@@ -1120,17 +1207,21 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
                 }
                 let s = guard.take(e.slot);
                 self.shards[shard].live.store(guard.live, Ordering::Relaxed);
-                bounds[shard] = guard.heap.first().map_or(u128::MAX, |r| ordinal(r.rank()));
+                choice.set(
+                    shard,
+                    guard.heap.first().map_or(u128::MAX, |r| ordinal(r.rank())),
+                );
                 drop(guard);
-                frontier.evicted += 1;
+                choice.bounds.evicted += 1;
                 return Some(s);
             }
         }
         None
     }
 
-    /// Brings the bounds of flagged shards up to date (eviction lock held).
-    fn fold_flagged(&self, bounds: &mut [u128; SHARDS]) {
+    /// Brings the bounds of flagged shards up to date (eviction lock held),
+    /// passing each to `set`.
+    fn fold_flagged(&self, mut set: impl FnMut(usize, u128)) {
         if self.frontier.dirty.0.load(Ordering::Relaxed) == 0 {
             return;
         }
@@ -1139,7 +1230,10 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
             let shard = flagged.trailing_zeros() as usize;
             flagged &= flagged - 1;
             let guard = self.lock(shard);
-            bounds[shard] = guard.heap.first().map_or(u128::MAX, |e| ordinal(e.rank()));
+            set(
+                shard,
+                guard.heap.first().map_or(u128::MAX, |e| ordinal(e.rank())),
+            );
         }
     }
 
@@ -1977,5 +2071,34 @@ mod tests {
         shard.next_seq = u32::MAX;
         assert_eq!(shard.seq(), 0);
         assert!(shard.compact_due);
+    }
+
+    #[test]
+    fn tournament_finds_the_lowest_two_bounds() {
+        // Against a scan, after every change: few distinct values, so that
+        // ties (lowest == second) and empty shards (u128::MAX) come up often.
+        let mut rng = Rng(0x5eed_0f_b0da);
+        let mut b = Bounds::new();
+        let mut plain = [u128::MAX; SHARDS];
+        assert_eq!(b.lowest_two(), (0, u128::MAX, u128::MAX));
+        for _ in 0..20_000 {
+            let shard = rng.below(SHARDS as u64) as usize;
+            let rank = match rng.below(6) {
+                0 => u128::MAX,
+                v => (v as u128) << 64 | rng.below(4) as u128,
+            };
+            b.set(shard, rank);
+            plain[shard] = rank;
+            let (at, best, second) = b.lowest_two();
+            let mut sorted = plain;
+            sorted.sort();
+            assert_eq!((best, second), (sorted[0], sorted[1]), "bounds {plain:?}");
+            assert_eq!(plain[at], best);
+            assert_eq!(
+                at,
+                plain.iter().position(|&r| r == best).unwrap(),
+                "ties: lowest shard"
+            );
+        }
     }
 }
