@@ -897,6 +897,8 @@ pub struct SessionCache<S> {
     counters: Counters,
     /// Serialises switches between batched and exact counting.
     switching: Mutex<()>,
+    /// Flushes taken so far: where the next one starts (see `flush`).
+    flushes: AtomicUsize,
     /// Where stamps come from.
     clock: Clock,
 }
@@ -945,6 +947,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
                 limit: AtomicUsize::new(0),
             },
             switching: Mutex::new(()),
+            flushes: AtomicUsize::new(0),
             clock,
         }
     }
@@ -1271,9 +1274,17 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     /// earliest expiry first (ties in insertion order), for callers that
     /// report them; otherwise in no particular order, which saves the sorts.
     /// O(k log n) for k expired sessions, O(n log n) or O(n) for all.
+    ///
+    /// Flushes that run at once start at shards far apart (the n-th flush at
+    /// shard bit-reverse(n)): each drains the shards it reaches first and
+    /// releases what it took in parallel with the others, instead of one
+    /// draining every shard while the others queue behind it for nothing.
     pub fn flush(&self, scope: FlushScope, in_order: bool) -> Vec<S> {
         let mut out = Vec::new();
-        for (shard, cell) in self.shards.iter().enumerate() {
+        let turn = self.flushes.fetch_add(1, Ordering::Relaxed);
+        let first = turn.reverse_bits() >> (usize::BITS - SHARDS.trailing_zeros());
+        for shard in (0..SHARDS).map(|i| (first + i) % SHARDS) {
+            let cell = &self.shards[shard];
             let mut guard = self.lock(shard);
             let taken = match scope {
                 FlushScope::All => guard.drain_all(&mut out, in_order),
@@ -2100,5 +2111,25 @@ mod tests {
                 "ties: lowest shard"
             );
         }
+    }
+
+    #[test]
+    fn successive_flushes_start_at_shards_far_apart() {
+        // One entry per shard; an unordered flush returns them shard by
+        // shard from where it started.
+        let c = SessionCache::new();
+        let first_shard = |c: &SessionCache<Sess>| {
+            let mut n = 0;
+            while (0..SHARDS).any(|s| c.shards[s].live.load(Ordering::Relaxed) == 0) {
+                c.add(key(n), Expiry(1), sess(n), 0);
+                n += 1;
+            }
+            let out = c.flush(FlushScope::All, false);
+            c.locate(&key(*out[0].0)).1
+        };
+        assert_eq!(first_shard(&c), 0);
+        assert_eq!(first_shard(&c), SHARDS / 2);
+        assert_eq!(first_shard(&c), SHARDS / 4);
+        assert_eq!(first_shard(&c), 3 * SHARDS / 4);
     }
 }
