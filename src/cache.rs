@@ -8,8 +8,9 @@
 //! Layout: the cache is split into [`SHARDS`] shards chosen by key hash, each
 //! behind its own mutex, so threads working on different sessions never wait
 //! for each other. A shard keeps its entries in a chunked slab (no large
-//! reallocations, little slack), a hash index of slab slots, and a binary
-//! min-heap over `(expiry, stamp)`; the stamp is a monotonic clock reading,
+//! reallocations, little slack), a hash index of slab slots, and an
+//! [`Order`] over `(expiry, stamp)` (a sorted run, where nearly every entry
+//! goes, and a binary min-heap for the rest); the stamp is a monotonic clock reading,
 //! so that sessions with equal expiry leave in insertion order, as libssl's
 //! expiry list does, without a counter shared by all threads. Nothing that
 //! every add or remove writes is shared between shards (see [`Counters`]).
@@ -17,8 +18,8 @@
 //! under one eviction lock (see [`Frontier`]).
 //!
 //! Invariants (per shard, under its lock):
-//! - every live slot is in the index once and has exactly one live heap
-//!   element (same slot and seq), whose rank is at most the slot's rank;
+//! - every live slot is in the index once and has exactly one live element
+//!   in the order (same slot and seq), whose rank is at most the slot's rank;
 //! - a free slot holds no session and is on the free list.
 //!
 //! Lock scope: one shard lock at a time, never two; eviction takes the
@@ -28,6 +29,7 @@
 //! `PartialEq`) and `Offer::into_handle`. Callers get every removed handle
 //! back and drop it after the lock is released.
 
+use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -277,41 +279,173 @@ fn clock_stamp(clock: Clock) -> u64 {
     .unwrap_or(now)
 }
 
-/// A heap element: a rank, and the slot and seq of the entry it stands for.
-/// Removing an entry does not touch the heap: its element just goes stale
-/// (its slot is free, or holds another seq) and is dropped when it reaches
-/// the top or when the heap is compacted. Re-sorting an entry to a later
-/// rank (a duplicate add, the usual case) only updates its slot: the
-/// element's rank is then a lower bound, and the element is pushed down to
-/// the slot's rank when it reaches the top. Re-sorting to an earlier rank
+/// An element of a shard's [`Order`]: a rank, and the slot and seq of the
+/// entry it stands for. Removing an entry does not touch the order: its
+/// element just goes stale (its slot is free, or holds another seq) and is
+/// dropped when it comes first or when the order is compacted. Re-sorting an
+/// entry to a later rank (a duplicate add, the usual case) only updates its
+/// slot: the element's rank is then a lower bound, and the element is moved
+/// to the slot's rank when it comes first. Re-sorting to an earlier rank
 /// pushes a new element (new seq). So remove and re-sort are O(1) or a
-/// push, and eviction and flush pop in O(log n) amortised.
+/// push, and eviction and flush take the earliest in O(1) (from the run) or
+/// O(log n) (from the heap), amortised.
 #[derive(Clone, Copy)]
-struct HeapEntry {
+struct OrderEntry {
     expiry: Expiry,
     stamp: u64,
     slot: u32,
     seq: u32,
 }
 
-impl HeapEntry {
+impl OrderEntry {
     fn rank(&self) -> Rank {
         (self.expiry, self.stamp)
     }
+}
+
+/// Every entry's element, earliest rank first: a sorted run for elements
+/// that arrive no earlier than the run's last (nearly all of them: stamps
+/// grow, and a context's sessions mostly share one timeout), and a binary
+/// heap for the others. The earliest element is the earlier of the run's
+/// front and the heap's root, so an add in rank order and the eviction of
+/// the earliest entry cost O(1); only elements out of order pay O(log n).
+struct Order {
+    run: VecDeque<OrderEntry>,
+    heap: Vec<OrderEntry>,
+}
+
+impl Order {
+    const fn new() -> Self {
+        Order {
+            run: VecDeque::new(),
+            heap: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.run.len() + self.heap.len()
+    }
+
+    /// Whether the earliest element is the run's front (rather than the
+    /// heap's root).
+    fn first_in_run(&self) -> bool {
+        match (self.run.front(), self.heap.first()) {
+            (Some(r), Some(h)) => r.rank() <= h.rank(),
+            (r, _) => r.is_some(),
+        }
+    }
+
+    /// The earliest element.
+    fn first(&self) -> Option<&OrderEntry> {
+        if self.first_in_run() {
+            self.run.front()
+        } else {
+            self.heap.first()
+        }
+    }
+
+    /// Adds `e`; true when it is now the earliest element.
+    fn push(&mut self, e: OrderEntry) -> bool {
+        match self.run.back() {
+            Some(last) if e.rank() < last.rank() => {
+                self.heap.push(e);
+                let last = self.heap.len() - 1;
+                let at = sift_up(&mut self.heap, last);
+                at == 0 && self.run.front().is_none_or(|r| e.rank() <= r.rank())
+            }
+            _ => {
+                let alone = self.run.is_empty();
+                self.run.push_back(e);
+                alone && self.heap.first().is_none_or(|h| e.rank() <= h.rank())
+            }
+        }
+    }
+
+    /// Puts back an element no later than any other (one `pop_first` took).
+    fn push_first(&mut self, e: OrderEntry) {
+        self.run.push_front(e);
+    }
+
+    fn pop_first(&mut self) -> Option<OrderEntry> {
+        if self.first_in_run() {
+            return self.run.pop_front();
+        }
+        if self.heap.is_empty() {
+            return None;
+        }
+        let root = self.heap.swap_remove(0);
+        if !self.heap.is_empty() {
+            sift_down(&mut self.heap, 0);
+        }
+        Some(root)
+    }
+
+    /// Takes every element out, in no particular order.
+    fn take_all(&mut self) -> Vec<OrderEntry> {
+        let mut all = Vec::from(std::mem::take(&mut self.run));
+        all.append(&mut self.heap);
+        all
+    }
+
+    /// An order holding `sorted` (earliest first) as its run.
+    fn from_sorted(sorted: Vec<OrderEntry>) -> Self {
+        Order {
+            run: VecDeque::from(sorted),
+            heap: Vec::new(),
+        }
+    }
+}
+
+/// Moves the element at `pos` up to its place, which it returns.
+fn sift_up(heap: &mut [OrderEntry], mut pos: usize) -> usize {
+    let moving = heap[pos];
+    while pos > 0 {
+        let parent = (pos - 1) / 2;
+        if moving.rank() >= heap[parent].rank() {
+            break;
+        }
+        heap[pos] = heap[parent];
+        pos = parent;
+    }
+    heap[pos] = moving;
+    pos
+}
+
+fn sift_down(heap: &mut [OrderEntry], mut pos: usize) {
+    let moving = heap[pos];
+    let n = heap.len();
+    loop {
+        let left = 2 * pos + 1;
+        if left >= n {
+            break;
+        }
+        let right = left + 1;
+        let child = if right < n && heap[right].rank() < heap[left].rank() {
+            right
+        } else {
+            left
+        };
+        if heap[child].rank() >= moving.rank() {
+            break;
+        }
+        heap[pos] = heap[child];
+        pos = child;
+    }
+    heap[pos] = moving;
 }
 
 /// A slab slot: 32 bytes. No copy of the key: the index finds candidates
 /// by hash, and the session itself says whether it has the key.
 struct Slot<S> {
     session: Option<S>,
-    /// The entry's rank; its heap element's rank is this or earlier.
+    /// The entry's rank; its element's rank is this or earlier.
     expiry: Expiry,
     stamp: u64,
     /// The key's table hash, to find the slot's index entry on removal; in
     /// a free slot, the next free slot.
     hash: u32,
-    /// The seq of this entry's one live heap element. A u32 per shard:
-    /// seqs are drawn only by pushes, and the heap is compacted (dropping
+    /// The seq of this entry's one live element. A u32 per shard:
+    /// seqs are drawn only by pushes, and the order is compacted (dropping
     /// every stale element) at least every 2^31 of them, so no stale element
     /// meets its seq again.
     seq: u32,
@@ -337,17 +471,17 @@ const SLACK: isize = BATCH * SHARDS as isize;
 
 /// One shard: a chunked slab of slots (filled in insertion order, no large
 /// reallocations), a hash index of slot numbers (4 bytes each, so that it
-/// stays in cache), and the heap. All methods run under the shard lock.
+/// stays in cache), and the order. All methods run under the shard lock.
 struct Shard<S> {
     chunks: Vec<Vec<Slot<S>>>,
     /// First free slot (`NO_SLOT`: none); a free slot's `hash` links to the
     /// next one, so freeing never allocates.
     free_head: u32,
     index: HashTable<u32>,
-    heap: Vec<HeapEntry>,
+    order: Order,
     live: usize,
     next_seq: u32,
-    /// Set every 2^31 seqs: the next push compacts the heap, so that no
+    /// Set every 2^31 seqs: the next push compacts the order, so that no
     /// stale element lives to see its seq drawn again.
     compact_due: bool,
     last_stamp: u64,
@@ -382,7 +516,7 @@ impl<S> Shard<S> {
             chunks: Vec::new(),
             free_head: NO_SLOT,
             index: HashTable::new(),
-            heap: Vec::new(),
+            order: Order::new(),
             live: 0,
             next_seq: 0,
             compact_due: false,
@@ -399,7 +533,7 @@ impl<S> Shard<S> {
         &mut self.chunks[(i >> CHUNK_BITS) as usize][i as usize & (CHUNK - 1)]
     }
 
-    /// A seq for a new heap element (drawn only by `push`).
+    /// A seq for a new element (drawn only by `push`).
     fn seq(&mut self) -> u32 {
         self.next_seq = self.next_seq.wrapping_add(1);
         if self.next_seq & (u32::MAX >> 1) == 0 {
@@ -504,8 +638,8 @@ impl<S> Shard<S> {
     }
 
     /// Puts slot `i`, already out of the index, on the free list and returns
-    /// its session. Its heap element goes stale; an emptied shard drops its
-    /// heap at once.
+    /// its session. Its element goes stale; an emptied shard drops its
+    /// order at once.
     fn free_slot(&mut self, i: u32) -> S {
         let next = self.free_head;
         let slot = self.slot_mut(i);
@@ -514,12 +648,12 @@ impl<S> Shard<S> {
         self.free_head = i;
         self.live -= 1;
         if self.live == 0 {
-            self.heap.clear();
+            self.order = Order::new();
         }
         session
     }
 
-    fn is_live(&self, e: &HeapEntry) -> bool {
+    fn is_live(&self, e: &OrderEntry) -> bool {
         let slot = self.slot(e.slot);
         slot.session.is_some() && slot.seq == e.seq
     }
@@ -531,7 +665,7 @@ impl<S> Shard<S> {
     }
 
     /// Gives the entry in slot `i` a new rank. True when a new element
-    /// became the heap's root (the eviction frontier must be told).
+    /// became the shard's earliest (the eviction frontier must be told).
     fn rerank(&mut self, i: u32, rank: Rank) -> bool {
         let old = self.rank_of(i);
         let slot = self.slot_mut(i);
@@ -544,133 +678,89 @@ impl<S> Shard<S> {
     }
 
     /// Pushes an element; true when it became the root. Adds and re-sorts
-    /// are where the heap grows, so they keep it within twice the live count.
+    /// are where the order grows, so they keep it within twice the live count.
     fn push(&mut self, rank: Rank, slot: u32) -> bool {
         let seq = self.seq();
         self.slot_mut(slot).seq = seq;
-        self.heap.push(HeapEntry {
+        let root = self.order.push(OrderEntry {
             expiry: rank.0,
             stamp: rank.1,
             slot,
             seq,
         });
-        let root = self.sift_up(self.heap.len() - 1) == 0;
         self.compact_if_stale();
         root
     }
 
-    fn pop_root(&mut self) -> Option<HeapEntry> {
-        if self.heap.is_empty() {
-            return None;
-        }
-        let root = self.heap.swap_remove(0);
-        if !self.heap.is_empty() {
-            self.sift_down(0);
-        }
-        Some(root)
+    fn pop_earliest(&mut self) -> Option<OrderEntry> {
+        self.order.pop_first()
     }
 
     /// Drops stale elements from the top and moves outdated ones down to
     /// their entry's rank, so that the root (if any) is live and exact.
     fn clean_top(&mut self) {
-        while let Some(&root) = self.heap.first() {
+        while let Some(&root) = self.order.first() {
             if !self.is_live(&root) {
-                self.pop_root();
+                self.pop_earliest();
                 continue;
             }
             let rank = self.rank_of(root.slot);
             if rank == root.rank() {
                 break;
             }
-            (self.heap[0].expiry, self.heap[0].stamp) = rank;
-            self.sift_down(0);
+            self.pop_earliest();
+            self.order.push(OrderEntry {
+                expiry: rank.0,
+                stamp: rank.1,
+                ..root
+            });
         }
     }
 
-    /// Rebuilds the heap from its live elements once stale ones dominate,
-    /// keeping the heap within twice the live count (amortised O(1)), and
-    /// when `compact_due` says so.
+    /// Rebuilds the order from its live elements, sorted into one run, once
+    /// stale ones dominate, keeping it within twice the live count (a sort
+    /// of n elements at most every n pushes: amortised O(log n)), and when
+    /// `compact_due` says so.
     fn compact_if_stale(&mut self) {
-        if !self.compact_due && self.heap.len() <= 2 * self.live + 64 {
+        if !self.compact_due && self.order.len() <= 2 * self.live + 64 {
             return;
         }
         self.compact_due = false;
-        let mut heap = std::mem::take(&mut self.heap);
-        heap.retain(|e| self.is_live(e));
-        for e in &mut heap {
+        let mut all = self.order.take_all();
+        all.retain(|e| self.is_live(e));
+        for e in &mut all {
             (e.expiry, e.stamp) = self.rank_of(e.slot);
         }
-        self.heap = heap;
-        for pos in (0..self.heap.len() / 2).rev() {
-            self.sift_down(pos);
-        }
+        all.sort_unstable_by_key(OrderEntry::rank);
+        self.order = Order::from_sorted(all);
     }
 
     /// The live root, after dropping stale elements above it.
-    fn earliest(&mut self) -> Option<HeapEntry> {
+    fn earliest(&mut self) -> Option<OrderEntry> {
         self.clean_top();
-        self.heap.first().copied()
+        self.order.first().copied()
     }
 
     /// The earliest live element other than `except` (slot, seq).
-    fn earliest_except(&mut self, except: Option<(u32, u32)>) -> Option<HeapEntry> {
+    fn earliest_except(&mut self, except: Option<(u32, u32)>) -> Option<OrderEntry> {
         let root = self.earliest()?;
         if Some((root.slot, root.seq)) != except {
             return Some(root);
         }
         // Set the excepted root aside, look, and put it back.
-        self.pop_root();
+        self.pop_earliest();
         let next = self.earliest();
-        self.heap.push(root);
-        self.sift_up(self.heap.len() - 1);
+        self.order.push_first(root);
         next
     }
 
-    /// Moves the element at `pos` up to its place, which it returns.
-    fn sift_up(&mut self, mut pos: usize) -> usize {
-        let moving = self.heap[pos];
-        while pos > 0 {
-            let parent = (pos - 1) / 2;
-            if moving.rank() >= self.heap[parent].rank() {
-                break;
-            }
-            self.heap[pos] = self.heap[parent];
-            pos = parent;
-        }
-        self.heap[pos] = moving;
-        pos
-    }
-
-    fn sift_down(&mut self, mut pos: usize) {
-        let moving = self.heap[pos];
-        let n = self.heap.len();
-        loop {
-            let left = 2 * pos + 1;
-            if left >= n {
-                break;
-            }
-            let right = left + 1;
-            let child = if right < n && self.heap[right].rank() < self.heap[left].rank() {
-                right
-            } else {
-                left
-            };
-            if self.heap[child].rank() >= moving.rank() {
-                break;
-            }
-            self.heap[pos] = self.heap[child];
-            pos = child;
-        }
-        self.heap[pos] = moving;
-    }
-
     /// Takes every entry (in rank order when `in_order`) and empties the
-    /// shard: at most one sort instead of a heap pop per entry. Returns how
+    /// shard: at most one sort instead of taking the earliest per entry. Returns how
     /// many it took.
     fn drain_all(&mut self, out: &mut Vec<(Rank, S)>, in_order: bool) -> usize {
         let taken = self.live;
         if in_order {
-            let mut live = std::mem::take(&mut self.heap);
+            let mut live = self.order.take_all();
             live.retain(|e| self.is_live(e));
             let mut live: Vec<(Rank, u32)> = live
                 .iter()
@@ -706,7 +796,7 @@ impl<S> Shard<S> {
             if !take_it(root.expiry) {
                 break;
             }
-            self.pop_root();
+            self.pop_earliest();
             out.push((root.rank(), self.take(root.slot)));
             taken += 1;
         }
@@ -737,7 +827,7 @@ impl<S> ShardCell<S> {
 ///
 /// A bound goes stale-low when entries leave (remove, flush), which is safe:
 /// eviction locks the shard with the lowest bound and checks it exactly. It
-/// would go stale-high when an entry becomes a shard's heap root, so that
+/// would go stale-high when an entry becomes a shard's earliest, so that
 /// shard then raises its flag in `dirty` (under its own lock), and eviction
 /// folds flagged shards in before each choice. A flag already raised is not
 /// written again, so far from the limit (no eviction lowers them) adds and
@@ -749,7 +839,7 @@ struct Frontier {
     dirty: Flags,
 }
 
-/// Bit i: shard i's heap has a new root since eviction last looked. On a
+/// Bit i: shard i has a new earliest element since eviction last looked. On a
 /// line of its own: adds read it, evictions write the bounds.
 #[repr(align(64))]
 struct Flags(AtomicU32);
@@ -1205,14 +1295,14 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
             if let Some(e) = found.filter(|e| ordinal(e.rank()) <= second) {
                 // The victim is usually the root: pop its element now
                 // rather than leave it stale for the next eviction.
-                if guard.heap.first().is_some_and(|r| r.slot == e.slot) {
-                    guard.pop_root();
+                if guard.order.first().is_some_and(|r| r.slot == e.slot) {
+                    guard.pop_earliest();
                 }
                 let s = guard.take(e.slot);
                 self.shards[shard].live.store(guard.live, Ordering::Relaxed);
                 choice.set(
                     shard,
-                    guard.heap.first().map_or(u128::MAX, |r| ordinal(r.rank())),
+                    guard.order.first().map_or(u128::MAX, |r| ordinal(r.rank())),
                 );
                 drop(guard);
                 choice.bounds.evicted += 1;
@@ -1235,7 +1325,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
             let guard = self.lock(shard);
             set(
                 shard,
-                guard.heap.first().map_or(u128::MAX, |e| ordinal(e.rank())),
+                guard.order.first().map_or(u128::MAX, |e| ordinal(e.rank())),
             );
         }
     }
@@ -1614,7 +1704,7 @@ mod tests {
         for n in 0..25 {
             assert!(c.remove(&key(n), |_| false).is_some());
         }
-        let heap: usize = (0..SHARDS).map(|s| c.lock(s).heap.len()).sum();
+        let heap: usize = (0..SHARDS).map(|s| c.lock(s).order.len()).sum();
         assert!(heap <= 2 * 25 + 64 * SHARDS, "heap compacted: {heap}");
         // Flush sees only live entries, each once, in their final order.
         assert_eq!(
@@ -1634,7 +1724,7 @@ mod tests {
             c.add(key(n), Expiry(n as i64), sess(n), 0);
             assert!(c.remove(&key(n), |_| false).is_some());
         }
-        let heap: usize = (0..SHARDS).map(|s| c.lock(s).heap.len()).sum();
+        let heap: usize = (0..SHARDS).map(|s| c.lock(s).order.len()).sum();
         assert!(
             heap <= 2 * 64 + 65 * SHARDS,
             "heap holds {heap} elements for 64 live"
@@ -2131,5 +2221,59 @@ mod tests {
         assert_eq!(first_shard(&c), SHARDS / 2);
         assert_eq!(first_shard(&c), SHARDS / 4);
         assert_eq!(first_shard(&c), 3 * SHARDS / 4);
+    }
+
+    #[test]
+    fn order_takes_elements_earliest_first_wherever_they_went() {
+        // Mostly ascending ranks (the run) with some earlier ones (the
+        // heap), interleaved with takes and put-backs: against a sorted model.
+        let mut rng = Rng(0x0bde_12ab);
+        for _ in 0..200 {
+            let mut order = Order::new();
+            let mut model: Vec<Rank> = Vec::new();
+            let mut next = 1_000u64;
+            for _ in 0..300 {
+                match rng.below(10) {
+                    0..=5 => {
+                        next += 1;
+                        let stamp = if rng.below(4) == 0 {
+                            next - rng.below(900)
+                        } else {
+                            next
+                        };
+                        let rank = (Expiry(rng.below(2) as i64), stamp);
+                        if model.contains(&rank) {
+                            continue; // ranks are unique within a shard
+                        }
+                        let e = OrderEntry {
+                            expiry: rank.0,
+                            stamp: rank.1,
+                            slot: 0,
+                            seq: 0,
+                        };
+                        let first = order.push(e);
+                        assert_eq!(first, model.iter().all(|&r| rank <= r), "push {rank:?}");
+                        model.push(rank);
+                    }
+                    6..=8 => {
+                        model.sort();
+                        let want = (!model.is_empty()).then(|| model.remove(0));
+                        assert_eq!(order.first().map(OrderEntry::rank), want);
+                        assert_eq!(order.pop_first().map(|e| e.rank()), want);
+                    }
+                    _ => {
+                        // earliest_except's set-aside: take the first, put it back.
+                        if let Some(e) = order.pop_first() {
+                            order.push_first(e);
+                        }
+                    }
+                }
+                assert_eq!(order.len(), model.len());
+            }
+            model.sort();
+            let rest: Vec<Rank> =
+                std::iter::from_fn(|| order.pop_first().map(|e| e.rank())).collect();
+            assert_eq!(rest, model);
+        }
     }
 }
