@@ -121,7 +121,7 @@ done
 echo "  done $((SECONDS - started))s (profiles: $CGDIR/*.out, callgrind_annotate FILE)"
 
 # --- Summary ---------------------------------------------------------------
-CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | sed -n 1p)
 CAPTION="\`make bench\` on $NPROC x ${CPU_MODEL:-unknown CPU}, $(openssl version | cut -d' ' -f1-2), $(date -u +%Y-%m-%d): medians of $REPS_OPS (cache operations) and $REPS_HS (handshakes) runs, plain libssl and libsslsess alternating."
 python3 - "$RAW" "$MD" "$N" "${THREADS[*]}" "$HS12" "$HS13" "$CAPTION" <<'PY'
 import statistics, sys

@@ -101,7 +101,7 @@ PLAIN=$OUT/conformance_plain
 built_linked=0
 built_plain=0
 if build_linked "$LINKED" "$SSLSESS_ROOT/tests-c/conformance.c" >"$OUT/build_linked.log" 2>&1; then
-    if readelf -d "$LINKED" | grep -q 'NEEDED.*libsslsess'; then
+    if readelf -d "$LINKED" | grep 'NEEDED.*libsslsess' >/dev/null; then
         built_linked=1
         pass "build_linked conformance (needs libsslsess ahead of libssl)"
     else
@@ -112,7 +112,7 @@ else
     tail_of "$OUT/build_linked.log"
 fi
 if build_plain "$PLAIN" "$SSLSESS_ROOT/tests-c/conformance.c" >"$OUT/build_plain.log" 2>&1; then
-    if readelf -d "$PLAIN" | grep -q 'NEEDED.*libsslsess'; then
+    if readelf -d "$PLAIN" | grep 'NEEDED.*libsslsess' >/dev/null; then
         fail "build_plain conformance: the plain binary needs libsslsess"
     else
         built_plain=1
@@ -268,7 +268,7 @@ inert() {
         fail "inert: $name: exit code $rc1 preloaded, $rc0 without"
     elif ! cmp -s "$base.out0" "$base.out1"; then
         fail "inert: $name: stdout differs when preloaded"
-        diff "$base.out0" "$base.out1" | head -10 | sed 's/^/    | /'
+        diff "$base.out0" "$base.out1" | sed -n '1,10s/^/    | /p'
     elif [ -s "$base.err1" ]; then
         fail "inert: $name: stderr when preloaded"
         tail_of "$base.err1"
@@ -296,7 +296,7 @@ trace() {
     if [ "$rc" -eq 0 ] && grep -Eq 'SSL_CTX_add_session\(.*\) = 1$' "$base.err" \
         && grep -Eq 'SSL_CTX_remove_session\(.*\) = 1$' "$base.err"; then
         pass "trace ($name): SSLSESS_LOG=debug names SSL_CTX_add_session and SSL_CTX_remove_session with their results"
-        grep -E 'SSL_CTX_(add|remove)_session' "$base.err" | head -2 | sed 's/^/    | /'
+        grep -E 'SSL_CTX_(add|remove)_session' "$base.err" | sed -n '1,2s/^/    | /p'
     else
         fail "trace ($name): exit code $rc, expected trace lines missing"
         tail_of "$base.err"

@@ -73,7 +73,7 @@ get_page() {
 # libsslsess answers.
 stats() {
     local page=$WORK/$1.page
-    stat_of() { sed -n "s/^ *\([0-9]*\) $1.*/\1/p" "$page" | head -1; }
+    stat_of() { sed -n "s/^ *\([0-9]*\) $1.*/\1/p" "$page" | sed -n 1p; }
     printf '    sessions in the cache: %s   hits: %s   misses: %s   timeouts: %s\n' \
         "$(stat_of 'items in the session cache')" "$(stat_of 'session cache hits')" \
         "$(stat_of 'session cache misses')" "$(stat_of 'session cache timeouts')"
@@ -91,7 +91,7 @@ show() {
     echo "  client: 1 full handshake, then $resumed of $RECONNECTS reconnections resumed"
     echo "  server trace, first cache calls (SSLSESS_LOG=debug):"
     grep -E '^libsslsess: (SSL_CTX_add_session|sslsess_get_session_cb|SSL_CTX_remove_session)' \
-        "$WORK/$round.server.err" | head -6 | sed 's/^/    /'
+        "$WORK/$round.server.err" | sed -n '1,6s/^/    /p'
     echo "  server calls routed through libsslsess (whole trace, condensed):"
     awk -f "$SUMMARY" "$WORK/$round.server.err"
     echo "  client calls routed through libsslsess (all client runs, condensed):"
@@ -130,7 +130,7 @@ for i in $(seq 0 "$RECONNECTS"); do
     in=
     [ "$i" = 0 ] || in=$WORK/tls13.sess.pem
     get_page tls13 "$in" "$WORK/tls13.sess.pem" -tls1_3
-    if [ "$i" -gt 0 ] && grep -m1 -E '^(New|Reused),' "$WORK/tls13.page" | grep -q '^Reused,'; then
+    if [ "$i" -gt 0 ] && grep -m1 -E '^(New|Reused),' "$WORK/tls13.page" | grep '^Reused,' >/dev/null; then
         resumed=$((resumed + 1))
     fi
 done

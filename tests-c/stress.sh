@@ -69,7 +69,7 @@ run() {
                     next }
                 kind != "" && !/^ +(at|by) 0x/ && first != "" { report() }
                 END { report() }' |
-                sort | uniq -c | sort -rn | head -n 15 | sed 's/^/    | /'
+                sort | uniq -c | sort -rn | sed -n '1,15s/^/    | /p'
         else
             tail -n 15 "$log" | sed 's/^/    | /'
         fi
