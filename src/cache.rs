@@ -1298,14 +1298,16 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
                 if guard.order.first().is_some_and(|r| r.slot == e.slot) {
                     guard.pop_earliest();
                 }
+                let first = guard.order.first().map_or(u128::MAX, |r| ordinal(r.rank()));
+                choice.set(shard, first);
+                choice.bounds.evicted += 1;
+                // The victim is chosen and its shard stays locked until it
+                // is gone, so the eviction lock can go first: the next
+                // eviction need not wait for the slab and index work.
+                drop(choice);
+                drop(frontier);
                 let s = guard.take(e.slot);
                 self.shards[shard].live.store(guard.live, Ordering::Relaxed);
-                choice.set(
-                    shard,
-                    guard.order.first().map_or(u128::MAX, |r| ordinal(r.rank())),
-                );
-                drop(guard);
-                choice.bounds.evicted += 1;
                 return Some(s);
             }
         }
