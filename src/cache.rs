@@ -782,9 +782,12 @@ impl<S> Shard<S> {
                 );
             }
         }
-        let (next_seq, last_stamp) = (self.next_seq, self.last_stamp);
+        // What outlives the entries: seqs and stamps keep growing, and the
+        // difference not yet folded into the cache-wide count is the
+        // caller's to fold (dropping it would skew the batched count).
+        let (next_seq, last_stamp, pending) = (self.next_seq, self.last_stamp, self.pending);
         *self = Shard::new();
-        (self.next_seq, self.last_stamp) = (next_seq, last_stamp);
+        (self.next_seq, self.last_stamp, self.pending) = (next_seq, last_stamp, pending);
         taken
     }
 
@@ -2277,5 +2280,30 @@ mod tests {
                 std::iter::from_fn(|| order.pop_first().map(|e| e.rank())).collect();
             assert_eq!(rest, model);
         }
+    }
+    #[test]
+    fn flush_all_keeps_what_the_batched_count_had_not_folded() {
+        // Batched counting: each shard folds its adds every BATCH; a flush
+        // of everything must fold the rest too, or the cache-wide count
+        // drifts, and with it the size limit.
+        let c = SessionCache::new();
+        let mut n = 0;
+        for _ in 0..20 {
+            for _ in 0..200 {
+                add_new(&c, n, 1, 100_000);
+                n += 1;
+            }
+            assert_eq!(c.flush(FlushScope::All, false).len(), 200);
+        }
+        assert_eq!(
+            c.counters.len.load(Ordering::Relaxed),
+            0,
+            "count after flushes"
+        );
+        for _ in 0..2000 {
+            add_new(&c, n, 1, 1000);
+            n += 1;
+        }
+        assert_eq!(c.len(), 1000);
     }
 }
