@@ -73,8 +73,9 @@ impl KeyHasher {
 /// Number of shards per cache. A power of two; 16 keeps two to eight busy
 /// threads apart while an idle context costs only a few kilobytes.
 pub const SHARDS: usize = 16;
-// The eviction tournament (`Bounds`) is a complete binary tree over the shards.
-const _: () = assert!(SHARDS.is_power_of_two() && SHARDS <= 256);
+// The eviction tournament (`Bounds`) is a complete binary tree over the shards;
+// `Flags` holds a bit per shard, and flushes start at bit-reversed turns.
+const _: () = assert!(SHARDS.is_power_of_two() && SHARDS >= 2 && SHARDS <= 32);
 
 /// Longest session id TLS allows (`SSL_MAX_SSL_SESSION_ID_LENGTH`).
 pub const MAX_ID_LEN: usize = 32;
@@ -324,6 +325,12 @@ impl Order {
 
     fn len(&self) -> usize {
         self.run.len() + self.heap.len()
+    }
+
+    /// Drops every element, keeping the allocations.
+    fn clear(&mut self) {
+        self.run.clear();
+        self.heap.clear();
     }
 
     /// Whether the earliest element is the run's front (rather than the
@@ -648,7 +655,7 @@ impl<S> Shard<S> {
         self.free_head = i;
         self.live -= 1;
         if self.live == 0 {
-            self.order = Order::new();
+            self.order.clear();
         }
         session
     }
@@ -677,7 +684,7 @@ impl<S> Shard<S> {
         self.push(rank, i)
     }
 
-    /// Pushes an element; true when it became the root. Adds and re-sorts
+    /// Pushes an element; true when it became the first. Adds and re-sorts
     /// are where the order grows, so they keep it within twice the live count.
     fn push(&mut self, rank: Rank, slot: u32) -> bool {
         let seq = self.seq();
@@ -696,8 +703,8 @@ impl<S> Shard<S> {
         self.order.pop_first()
     }
 
-    /// Drops stale elements from the top and moves outdated ones down to
-    /// their entry's rank, so that the root (if any) is live and exact.
+    /// Drops stale elements from the front and moves outdated ones back to
+    /// their entry's rank, so that the first element (if any) is live and exact.
     fn clean_top(&mut self) {
         while let Some(&root) = self.order.first() {
             if !self.is_live(&root) {
@@ -718,9 +725,10 @@ impl<S> Shard<S> {
     }
 
     /// Rebuilds the order from its live elements, sorted into one run, once
-    /// stale ones dominate, keeping it within twice the live count (a sort
-    /// of n elements at most every n pushes: amortised O(log n)), and when
-    /// `compact_due` says so.
+    /// stale ones dominate, keeping it within twice the live count, and when
+    /// `compact_due` says so. A rebuild sorts at most twice the live count
+    /// of elements, after at least as many operations made stale elements
+    /// (removes, evictions, re-sorts): amortised O(log n) per operation.
     fn compact_if_stale(&mut self) {
         if !self.compact_due && self.order.len() <= 2 * self.live + 64 {
             return;
@@ -735,7 +743,7 @@ impl<S> Shard<S> {
         self.order = Order::from_sorted(all);
     }
 
-    /// The live root, after dropping stale elements above it.
+    /// The live first element, after dropping stale elements before it.
     fn earliest(&mut self) -> Option<OrderEntry> {
         self.clean_top();
         self.order.first().copied()
@@ -747,7 +755,7 @@ impl<S> Shard<S> {
         if Some((root.slot, root.seq)) != except {
             return Some(root);
         }
-        // Set the excepted root aside, look, and put it back.
+        // Set the excepted first element aside, look, and put it back.
         self.pop_earliest();
         let next = self.earliest();
         self.order.push_first(root);
@@ -928,11 +936,11 @@ impl Frontier {
         }
     }
 
-    /// Flags `shard` (call with its lock held, after its root changed).
+    /// Flags `shard` (call with its lock held, after its first element changed).
     /// Reading first is enough: a fold that has cleared the bit and read this
     /// shard did so under this lock before we took it, so the load sees the
     /// bit cleared; a fold that has not read the shard yet will see the new
-    /// root when it does.
+    /// first element when it does.
     fn flag(&self, shard: usize) {
         let bit = 1 << shard;
         if self.dirty.0.load(Ordering::Relaxed) & bit == 0 {
@@ -951,10 +959,21 @@ struct Choice<'a> {
 }
 
 impl Choice<'_> {
-    /// Records `shard`'s bound (held back if the shard is the excepted one).
+    /// Records `shard`'s bound. For the excepted entry's shard the real bound
+    /// is held back; the rank shown is a snapshot, taken under the shard's
+    /// lock, which only a new earliest entry (a flag, folded here) can
+    /// undercut: then the shard is shown by that, to be looked at again.
+    /// (An entry another thread adds behind the shard's earliest raises no
+    /// flag: like any add after the last fold, it is concurrent with this
+    /// eviction, which may rank it as not yet there.)
     fn set(&mut self, shard: usize, rank: u128) {
         match &mut self.held_back {
-            Some((held, real)) if *held == shard => *real = rank,
+            Some((held, real)) if *held == shard => {
+                *real = rank;
+                if rank < self.bounds.rank[shard] {
+                    self.bounds.set(shard, rank);
+                }
+            }
             _ => self.bounds.set(shard, rank),
         }
     }
@@ -1157,7 +1176,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
             Ok(i) => {
                 let uncounted = self.count_added(cell, &mut guard);
                 // The eviction frontier only needs refreshing when the new
-                // element is the root: otherwise the old root (maybe stale
+                // element is the first: otherwise the old first (maybe stale
                 // now) is still a lower bound.
                 if guard.push(rank, i) {
                     self.frontier.flag(shard);
@@ -1263,7 +1282,8 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         // no later than every other bound; otherwise it chooses again. The
         // excepted entry's shard is ranked by its earliest other entry once
         // that was seen under its lock (its bound may be the excepted entry
-        // itself), for this call only. Each pass evicts or makes a bound
+        // itself), for this call only: a snapshot, like every bound between
+        // two folds (see `Choice::set`). Each pass evicts or makes a bound
         // exact; other threads' removes make bounds stale-low and their adds
         // raise flags meanwhile, which the pass limit covers.
         let mut frontier = unpoisoned(&self.frontier.earliest);
@@ -1296,7 +1316,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
                 }
             };
             if let Some(e) = found.filter(|e| ordinal(e.rank()) <= second) {
-                // The victim is usually the root: pop its element now
+                // The victim is usually the first: pop its element now
                 // rather than leave it stale for the next eviction.
                 if guard.order.first().is_some_and(|r| r.slot == e.slot) {
                     guard.pop_earliest();
@@ -2281,6 +2301,7 @@ mod tests {
             assert_eq!(rest, model);
         }
     }
+
     #[test]
     fn flush_all_keeps_what_the_batched_count_had_not_folded() {
         // Batched counting: each shard folds its adds every BATCH; a flush
@@ -2305,5 +2326,52 @@ mod tests {
             n += 1;
         }
         assert_eq!(c.len(), 1000);
+    }
+
+    #[test]
+    fn a_new_earliest_in_the_excepted_shard_is_seen_by_the_next_pass() {
+        // evict_earliest, pass by pass: S holds O (100) and the adder's own
+        // X (10), T holds V (50). Pass 1 ranks S by O; then another thread
+        // adds B (5) to S, which becomes S's earliest and flags it. Pass 2
+        // must not show S later than B.
+        let c: SessionCache<Sess> = SessionCache::new();
+        let mut by: Vec<Vec<u32>> = vec![Vec::new(); SHARDS];
+        for n in 0..4000 {
+            by[c.locate(&key(n)).1].push(n);
+        }
+        let (s, t) = (0, 1);
+        add_new(&c, by[s][0], 100, 0);
+        add_new(&c, by[t][0], 50, 0);
+        add_new(&c, by[s][1], 10, 0);
+        let spare = {
+            let g = c.lock(s);
+            let (hash, _) = c.locate(&key(by[s][1]));
+            let i = g.find(hash, &key(by[s][1]), |_| false).unwrap();
+            (i, g.slot(i).seq)
+        };
+        let mut frontier = c.frontier.earliest.lock().unwrap();
+        let mut choice = Choice {
+            bounds: &mut frontier,
+            held_back: None,
+        };
+        c.fold_flagged(|sh, r| choice.set(sh, r));
+        let (shard, _, second) = choice.bounds.lowest_two();
+        assert_eq!(shard, s);
+        {
+            let mut g = c.lock(s);
+            let exact = g.earliest().map_or(u128::MAX, |e| ordinal(e.rank()));
+            let other = g
+                .earliest_except(Some(spare))
+                .map_or(u128::MAX, |e| ordinal(e.rank()));
+            choice.rank_excepted_by(s, exact, other);
+            assert!(other > second, "pass 1 evicts nothing");
+        }
+        add_new(&c, by[s][2], 5, 0);
+        c.fold_flagged(|sh, r| choice.set(sh, r));
+        let b = ordinal((Expiry(5), 0));
+        assert!(
+            choice.bounds.rank[s] <= ordinal((Expiry(5), u64::MAX)) && choice.bounds.rank[s] >= b
+        );
+        assert_eq!(choice.bounds.lowest_two().0, s, "pass 2 looks at S again");
     }
 }

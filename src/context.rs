@@ -404,8 +404,8 @@ fn release_session(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Resu
     if !libssl::binds_internally() {
         if let Some(marker) = marker() {
             // SAFETY: live marker context and session; the marker's cache is
-            // always empty, so this only marks the session (if its id is not
-            // empty: the one check that needs no call of ours).
+            // always empty, so this only marks the session (libssl itself
+            // skips one with an empty id).
             unsafe { remove(marker.as_ptr(), session.as_ptr()) };
             session::report_removed(ctx, session);
             return Ok(false);
