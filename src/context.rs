@@ -460,8 +460,9 @@ fn retire(ctx: NonNull<SSL_CTX>, gone: impl IntoIterator<Item = SessionRef>) {
 
 /// [`retire`] for what a flush took, often many sessions that are no longer
 /// in the CPU's caches: each is released while the one [`RELEASE_AHEAD`]
-/// places later is being fetched (a flush of 100,000 sessions then runs
-/// about twice as fast here).
+/// places later is being fetched (a flush of 100,000 sessions that the
+/// application still holds then runs about twice as fast here; freeing a
+/// session's last reference touches more than what is fetched).
 fn retire_flushed(ctx: NonNull<SSL_CTX>, gone: Vec<SessionRef>) {
     for s in gone.iter().take(RELEASE_AHEAD) {
         session::prefetch_release(s.session());
@@ -478,6 +479,7 @@ fn retire_flushed(ctx: NonNull<SSL_CTX>, gone: Vec<SessionRef>) {
 
 /// How many sessions ahead [`retire_flushed`] fetches.
 const RELEASE_AHEAD: usize = 4;
+const _: () = assert!(RELEASE_AHEAD >= 1);
 
 /// `SSL_CTX_add_session`: 1 for a new key (or a replaced object), 0 when
 /// this very object is already cached.
