@@ -249,6 +249,11 @@ fn ordinal((expiry, stamp): Rank) -> u128 {
     (((expiry.0 as u64) ^ (1 << 63)) as u128) << 64 | stamp as u128
 }
 
+/// The bound an earliest element gives its shard (`u128::MAX`: none).
+fn bound_of(earliest: Option<&OrderEntry>) -> u128 {
+    earliest.map_or(u128::MAX, |e| ordinal(e.rank()))
+}
+
 /// A clock for [`SessionCache::with_clock`]: nanoseconds on a monotonic
 /// clock, whose readings follow happens-before across threads.
 pub type Clock = fn() -> u64;
@@ -1299,15 +1304,11 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
             }
             let mut guard = self.lock(shard);
             let earliest = guard.earliest();
-            let exact = earliest.map_or(u128::MAX, |e| ordinal(e.rank()));
+            let exact = bound_of(earliest.as_ref());
             let found = match except {
                 Some((s, slot, seq)) if s == shard => {
                     let other = guard.earliest_except(Some((slot, seq)));
-                    choice.rank_excepted_by(
-                        shard,
-                        exact,
-                        other.map_or(u128::MAX, |e| ordinal(e.rank())),
-                    );
+                    choice.rank_excepted_by(shard, exact, bound_of(other.as_ref()));
                     other
                 }
                 _ => {
@@ -1321,8 +1322,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
                 if guard.order.first().is_some_and(|r| r.slot == e.slot) {
                     guard.pop_earliest();
                 }
-                let first = guard.order.first().map_or(u128::MAX, |r| ordinal(r.rank()));
-                choice.set(shard, first);
+                choice.set(shard, bound_of(guard.order.first()));
                 choice.bounds.evicted += 1;
                 // The victim is chosen and its shard stays locked until it
                 // is gone, so the eviction lock can go first: the next
@@ -1348,10 +1348,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
             let shard = flagged.trailing_zeros() as usize;
             flagged &= flagged - 1;
             let guard = self.lock(shard);
-            set(
-                shard,
-                guard.order.first().map_or(u128::MAX, |e| ordinal(e.rank())),
-            );
+            set(shard, bound_of(guard.order.first()));
         }
     }
 
@@ -2359,10 +2356,8 @@ mod tests {
         assert_eq!(shard, s);
         {
             let mut g = c.lock(s);
-            let exact = g.earliest().map_or(u128::MAX, |e| ordinal(e.rank()));
-            let other = g
-                .earliest_except(Some(spare))
-                .map_or(u128::MAX, |e| ordinal(e.rank()));
+            let exact = bound_of(g.earliest().as_ref());
+            let other = bound_of(g.earliest_except(Some(spare)).as_ref());
             choice.rank_excepted_by(s, exact, other);
             assert!(other > second, "pass 1 evicts nothing");
         }
