@@ -739,13 +739,20 @@ impl<S> Shard<S> {
             return;
         }
         self.compact_due = false;
-        let mut all = self.order.take_all();
-        all.retain(|e| self.is_live(e));
-        for e in &mut all {
+        let live = self.take_live_sorted();
+        self.order = Order::from_sorted(live);
+    }
+
+    /// Takes every element out of the order and returns the live ones, each
+    /// at its entry's rank, earliest first.
+    fn take_live_sorted(&mut self) -> Vec<OrderEntry> {
+        let mut live = self.order.take_all();
+        live.retain(|e| self.is_live(e));
+        for e in &mut live {
             (e.expiry, e.stamp) = self.rank_of(e.slot);
         }
-        all.sort_unstable_by_key(OrderEntry::rank);
-        self.order = Order::from_sorted(all);
+        live.sort_unstable_by_key(OrderEntry::rank);
+        live
     }
 
     /// The live first element, after dropping stale elements before it.
@@ -773,16 +780,9 @@ impl<S> Shard<S> {
     fn drain_all(&mut self, out: &mut Vec<(Rank, S)>, in_order: bool) -> usize {
         let taken = self.live;
         if in_order {
-            let mut live = self.order.take_all();
-            live.retain(|e| self.is_live(e));
-            let mut live: Vec<(Rank, u32)> = live
-                .iter()
-                .map(|e| (self.rank_of(e.slot), e.slot))
-                .collect();
-            live.sort_unstable_by_key(|&(rank, _)| rank);
-            for (rank, i) in live {
-                let session = self.slot_mut(i).session.take().expect("live slot");
-                out.push((rank, session));
+            for e in self.take_live_sorted() {
+                let session = self.slot_mut(e.slot).session.take().expect("live slot");
+                out.push((e.rank(), session));
             }
         } else {
             // Ranks are only needed to sort.
