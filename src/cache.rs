@@ -694,37 +694,33 @@ impl<S> Shard<S> {
     fn push(&mut self, rank: Rank, slot: u32) -> bool {
         let seq = self.seq();
         self.slot_mut(slot).seq = seq;
-        let root = self.order.push(OrderEntry {
+        let first = self.order.push(OrderEntry {
             expiry: rank.0,
             stamp: rank.1,
             slot,
             seq,
         });
         self.compact_if_stale();
-        root
-    }
-
-    fn pop_earliest(&mut self) -> Option<OrderEntry> {
-        self.order.pop_first()
+        first
     }
 
     /// Drops stale elements from the front and moves outdated ones back to
     /// their entry's rank, so that the first element (if any) is live and exact.
-    fn clean_top(&mut self) {
-        while let Some(&root) = self.order.first() {
-            if !self.is_live(&root) {
-                self.pop_earliest();
+    fn clean_front(&mut self) {
+        while let Some(&first) = self.order.first() {
+            if !self.is_live(&first) {
+                self.order.pop_first();
                 continue;
             }
-            let rank = self.rank_of(root.slot);
-            if rank == root.rank() {
+            let rank = self.rank_of(first.slot);
+            if rank == first.rank() {
                 break;
             }
-            self.pop_earliest();
+            self.order.pop_first();
             self.order.push(OrderEntry {
                 expiry: rank.0,
                 stamp: rank.1,
-                ..root
+                ..first
             });
         }
     }
@@ -757,20 +753,20 @@ impl<S> Shard<S> {
 
     /// The live first element, after dropping stale elements before it.
     fn earliest(&mut self) -> Option<OrderEntry> {
-        self.clean_top();
+        self.clean_front();
         self.order.first().copied()
     }
 
     /// The earliest live element other than `except` (slot, seq).
     fn earliest_except(&mut self, except: Option<(u32, u32)>) -> Option<OrderEntry> {
-        let root = self.earliest()?;
-        if Some((root.slot, root.seq)) != except {
-            return Some(root);
+        let first = self.earliest()?;
+        if Some((first.slot, first.seq)) != except {
+            return Some(first);
         }
         // Set the excepted first element aside, look, and put it back.
-        self.pop_earliest();
+        self.order.pop_first();
         let next = self.earliest();
-        self.order.push_first(root);
+        self.order.push_first(first);
         next
     }
 
@@ -808,12 +804,12 @@ impl<S> Shard<S> {
     /// many it took.
     fn drain_while(&mut self, out: &mut Vec<(Rank, S)>, take_it: impl Fn(Expiry) -> bool) -> usize {
         let mut taken = 0;
-        while let Some(root) = self.earliest() {
-            if !take_it(root.expiry) {
+        while let Some(first) = self.earliest() {
+            if !take_it(first.expiry) {
                 break;
             }
-            self.pop_earliest();
-            out.push((root.rank(), self.take(root.slot)));
+            self.order.pop_first();
+            out.push((first.rank(), self.take(first.slot)));
             taken += 1;
         }
         taken
@@ -1320,7 +1316,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
                 // The victim is usually the first: pop its element now
                 // rather than leave it stale for the next eviction.
                 if guard.order.first().is_some_and(|r| r.slot == e.slot) {
-                    guard.pop_earliest();
+                    guard.order.pop_first();
                 }
                 choice.set(shard, bound_of(guard.order.first()));
                 choice.bounds.evicted += 1;
@@ -1675,7 +1671,7 @@ mod tests {
     }
 
     #[test]
-    fn slots_are_reused_and_heap_stays_consistent_under_churn() {
+    fn slots_are_reused_and_the_order_stays_consistent_under_churn() {
         let c = SessionCache::new();
         let mut live = std::collections::BTreeMap::new();
         let mut x: u64 = 12345;
@@ -1710,7 +1706,7 @@ mod tests {
     }
 
     #[test]
-    fn stale_heap_elements_are_skipped_and_compacted() {
+    fn stale_elements_are_skipped_and_compacted() {
         let c = SessionCache::new();
         let sessions: Vec<Sess> = (0..50).map(sess).collect();
         for (n, s) in sessions.iter().enumerate() {
@@ -1726,8 +1722,11 @@ mod tests {
         for n in 0..25 {
             assert!(c.remove(&key(n), |_| false).is_some());
         }
-        let heap: usize = (0..SHARDS).map(|s| c.lock(s).order.len()).sum();
-        assert!(heap <= 2 * 25 + 64 * SHARDS, "heap compacted: {heap}");
+        let elements: usize = (0..SHARDS).map(|s| c.lock(s).order.len()).sum();
+        assert!(
+            elements <= 2 * 25 + 64 * SHARDS,
+            "order compacted: {elements}"
+        );
         // Flush sees only live entries, each once, in their final order.
         assert_eq!(
             ids(&c.flush(FlushScope::All, true)),
@@ -1737,7 +1736,7 @@ mod tests {
     }
 
     #[test]
-    fn add_remove_cycles_keep_the_heap_bounded() {
+    fn add_remove_cycles_keep_the_order_bounded() {
         let c = SessionCache::new();
         for n in 0..64 {
             c.add(key(n), Expiry(1_000_000), sess(n), 0);
@@ -1746,10 +1745,10 @@ mod tests {
             c.add(key(n), Expiry(n as i64), sess(n), 0);
             assert!(c.remove(&key(n), |_| false).is_some());
         }
-        let heap: usize = (0..SHARDS).map(|s| c.lock(s).order.len()).sum();
+        let elements: usize = (0..SHARDS).map(|s| c.lock(s).order.len()).sum();
         assert!(
-            heap <= 2 * 64 + 65 * SHARDS,
-            "heap holds {heap} elements for 64 live"
+            elements <= 2 * 64 + 65 * SHARDS,
+            "the order holds {elements} elements for 64 live"
         );
         assert_eq!(c.len(), 64);
     }
@@ -2180,8 +2179,8 @@ mod tests {
     }
 
     #[test]
-    fn the_heap_is_compacted_before_a_seq_can_come_round_again() {
-        // A stale element deep in the heap outlives pushes until compaction;
+    fn the_order_is_compacted_before_a_seq_can_come_round_again() {
+        // A stale element deep in the order outlives pushes until compaction;
         // drawing seqs past each 2^31 boundary schedules one.
         let mut shard: Shard<Sess> = Shard::new();
         shard.next_seq = (1 << 31) - 2;
