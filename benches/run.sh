@@ -74,14 +74,13 @@ run_one() {
 interleave() {
     local reps=$1 key=$2; shift 2
     printf '  %-28s' "$key"
+    local order lib
     for ((r = 1; r <= reps; r++)); do
-        if ((r % 2)); then
-            run_one plain "$key" "$@"
-            run_one sslsess "$key" "$@"
-        else
-            run_one sslsess "$key" "$@"
-            run_one plain "$key" "$@"
-        fi
+        order=(plain sslsess)
+        ((r % 2)) || order=(sslsess plain)
+        for lib in "${order[@]}"; do
+            run_one "$lib" "$key" "$@"
+        done
         printf '.'
     done
     printf ' %ds\n' $((SECONDS - started))
