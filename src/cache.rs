@@ -108,8 +108,16 @@ impl SessionKey {
         if id.len() > MAX_ID_LEN {
             return None;
         }
-        let mut bytes = [0u8; MAX_ID_LEN];
-        bytes[..id.len()].copy_from_slice(id);
+        // A full-length id (what libssl makes) is one fixed-size copy: no
+        // call to memcpy.
+        let bytes = match <[u8; MAX_ID_LEN]>::try_from(id) {
+            Ok(full) => full,
+            Err(_) => {
+                let mut bytes = [0u8; MAX_ID_LEN];
+                bytes[..id.len()].copy_from_slice(id);
+                bytes
+            }
+        };
         Some(SessionKey {
             version: version as u32,
             len: id.len() as u8,
