@@ -24,7 +24,7 @@ export SSLSESS_LIB    := $(CURDIR)/$(LIB)
 export SSLSESS_BUILD  := $(CURDIR)/build
 export CC
 
-.PHONY: all lib setup check unit conformance handshake programs nginx symbolic stress helgrind demo bench install clean
+.PHONY: all lib setup check unit conformance handshake programs nginx symbolic unresolved stress helgrind demo bench install clean
 
 all: lib
 
@@ -37,7 +37,7 @@ setup:
 	bash .ci/setup
 
 check: setup
-	$(MAKE) unit conformance handshake programs nginx symbolic stress
+	$(MAKE) unit conformance handshake programs nginx symbolic unresolved stress
 	@echo "make check: all suites passed"
 
 unit:
@@ -57,6 +57,9 @@ nginx: lib
 
 symbolic: lib
 	bash tests-c/symbolic.sh
+
+unresolved: lib
+	bash tests-c/unresolved.sh
 
 stress: lib
 	bash tests-c/stress.sh

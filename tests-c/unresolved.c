@@ -1,0 +1,123 @@
+/*
+ * tests-c/unresolved.c: libsslsess in a process whose libssl lacks one of
+ * the OPENSSL_3.0.0 functions libsslsess forwards to (tests-c/unresolved.sh
+ * hides it with tests-c/hide_dlvsym.c).
+ *
+ *   unresolved remove   SSL_CTX_remove_session is missing
+ *   unresolved new      SSL_CTX_new is missing
+ *
+ * A call that needs the missing function fails as documented for a
+ * failure (0 or NULL, one error on OpenSSL's queue naming the function);
+ * the others keep working; sslsess_is_active() says 0; nothing crashes
+ * or leaks (the script also runs this under valgrind).
+ */
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "check.h"
+
+/* Whether the queue holds exactly one error, ERR_LIB_SSL /
+ * ERR_R_INTERNAL_ERROR, whose text names `function`; clears the queue. */
+static int one_internal_error_naming(const char *function)
+{
+    const char *data = NULL;
+    int flags = 0;
+    unsigned long e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags);
+    int ok = e != 0 && ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == ERR_R_INTERNAL_ERROR &&
+             (flags & ERR_TXT_STRING) && data != NULL && strstr(data, function) != NULL;
+    if (!ok)
+        printf("#   error: lib %d reason %d text '%s'\n", e ? ERR_GET_LIB(e) : 0,
+               e ? ERR_GET_REASON(e) : 0, data && (flags & ERR_TXT_STRING) ? data : "");
+    ok = ok && ERR_peek_error() == 0;
+    ERR_clear_error();
+    return ok;
+}
+
+static SSL_SESSION *session_with_id(unsigned char first)
+{
+    unsigned char id[32] = {first, 0x5e, 0x55};
+    SSL_SESSION *s = SSL_SESSION_new();
+    if (s == NULL || !SSL_SESSION_set1_id(s, id, sizeof id) ||
+        !SSL_SESSION_set_protocol_version(s, TLS1_2_VERSION)) {
+        fprintf(stderr, "cannot make a session\n");
+        exit(2);
+    }
+    return s;
+}
+
+static int active(void)
+{
+    int (*is_active)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "sslsess_is_active");
+    return is_active != NULL ? is_active() : -1;
+}
+
+static void without_remove(void)
+{
+    SECTION("libssl without SSL_CTX_remove_session");
+    CHECK(active() == 0, "sslsess_is_active() is 0 (got %d)", active());
+
+    SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+    CHECK(ctx != NULL && ERR_peek_error() == 0, "SSL_CTX_new still works, and queues nothing");
+    if (ctx == NULL)
+        return;
+    SSL_SESSION *a = session_with_id(1), *b = session_with_id(2), *c = session_with_id(3);
+
+    CHECK(SSL_CTX_add_session(ctx, a) == 1 && SSL_CTX_sess_number(ctx) == 1,
+          "SSL_CTX_add_session still adds (returns 1, 1 cached)");
+    CHECK(ERR_peek_error() == 0, "the add queues nothing");
+
+    for (int round = 1; round <= 2; round++) {
+        CHECK(SSL_CTX_remove_session(ctx, a) == 0,
+              "SSL_CTX_remove_session returns 0, call %d: it cannot mark the session", round);
+        CHECK(one_internal_error_naming("SSL_CTX_remove_session"),
+              "... with one error, ERR_LIB_SSL / ERR_R_INTERNAL_ERROR, naming the "
+              "missing function (call %d)",
+              round);
+    }
+
+    CHECK(SSL_CTX_sess_number(ctx) == 0, "the failed remove still took the session out (%ld cached)",
+          SSL_CTX_sess_number(ctx));
+
+    /* Evictions need the same function to mark their victims; the adds
+     * themselves do not fail for it, and the limit holds. */
+    SSL_CTX_sess_set_cache_size(ctx, 2);
+    int added = SSL_CTX_add_session(ctx, a) + SSL_CTX_add_session(ctx, b) + SSL_CTX_add_session(ctx, c);
+    CHECK(added == 3 && SSL_CTX_sess_number(ctx) == 2 && SSL_CTX_sess_cache_full(ctx) == 1,
+          "three adds into a cache of 2 return 1 each and evict one (added %d, %ld cached, "
+          "%ld evicted)",
+          added, SSL_CTX_sess_number(ctx), SSL_CTX_sess_cache_full(ctx));
+    CHECK(ERR_peek_error() == 0, "... and queue nothing");
+
+    SSL_CTX_free(ctx);
+    SSL_SESSION_free(a);
+    SSL_SESSION_free(b);
+    SSL_SESSION_free(c);
+}
+
+static void without_new(void)
+{
+    SECTION("libssl without SSL_CTX_new");
+    CHECK(active() == 0, "sslsess_is_active() is 0 (got %d)", active());
+    SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+    CHECK(ctx == NULL, "SSL_CTX_new returns NULL");
+    CHECK(one_internal_error_naming("SSL_CTX_new"),
+          "... with one error, ERR_LIB_SSL / ERR_R_INTERNAL_ERROR, naming the missing function");
+    SSL_CTX_free(ctx);
+}
+
+int main(int argc, char **argv)
+{
+    const char *which = argc > 1 ? argv[1] : "";
+    if (strcmp(which, "remove") == 0)
+        without_remove();
+    else if (strcmp(which, "new") == 0)
+        without_new();
+    else {
+        fprintf(stderr, "usage: unresolved remove|new\n");
+        return 2;
+    }
+    printf("unresolved: %d passed, %d failed\n", check_passed, check_failed);
+    return check_failed ? 1 : 0;
+}
