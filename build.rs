@@ -1,4 +1,5 @@
-//! Gives the library its soname and generates include/sslsess.h.
+//! Gives the library its soname, generates include/sslsess.h, and with the
+//! `helgrind` feature compiles src/helgrind.c.
 
 fn main() {
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libsslsess.so.0");
@@ -6,6 +7,12 @@ fn main() {
     println!("cargo:rerun-if-changed=cbindgen.toml");
 
     let crate_dir = std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo");
+    if std::env::var_os("CARGO_FEATURE_HELGRIND").is_some() {
+        println!("cargo:rerun-if-changed=src/helgrind.c");
+        cc::Build::new()
+            .file(format!("{crate_dir}/src/helgrind.c"))
+            .compile("sslsess_helgrind");
+    }
     let config = cbindgen::Config::from_file(format!("{crate_dir}/cbindgen.toml"))
         .expect("cbindgen.toml is valid");
     match cbindgen::Builder::new()

@@ -29,10 +29,10 @@
 //! `PartialEq`) and `Offer::into_handle`. Callers get every removed handle
 //! back and drop it after the lock is released.
 
+use crate::sync::{self, Lock, LockGuard};
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
 
 use hashbrown::HashTable;
 
@@ -828,7 +828,7 @@ impl<S> Shard<S> {
 /// `len` reads without the lock.
 #[repr(align(64))]
 struct ShardCell<S> {
-    shard: Mutex<Shard<S>>,
+    shard: Lock<Shard<S>>,
     /// `Shard::live`, stored under the lock.
     live: AtomicUsize,
 }
@@ -836,7 +836,7 @@ struct ShardCell<S> {
 impl<S> ShardCell<S> {
     fn new() -> Self {
         ShardCell {
-            shard: Mutex::new(Shard::new()),
+            shard: Lock::new(Shard::new()),
             live: AtomicUsize::new(0),
         }
     }
@@ -855,7 +855,7 @@ impl<S> ShardCell<S> {
 ///
 /// Lock order: the eviction lock, then one shard lock.
 struct Frontier {
-    earliest: Mutex<Bounds>,
+    earliest: Lock<Bounds>,
     dirty: Flags,
 }
 
@@ -940,7 +940,7 @@ impl Bounds {
 impl Frontier {
     fn new() -> Self {
         Frontier {
-            earliest: Mutex::new(Bounds::new()),
+            earliest: Lock::new(Bounds::new()),
             dirty: Flags(AtomicU32::new(0)),
         }
     }
@@ -1002,13 +1002,6 @@ impl Drop for Choice<'_> {
     }
 }
 
-/// Locks `mutex`. A panic under one of the cache's locks leaves what it
-/// guards consistent (every mutation completes before anything that can
-/// panic), so poisoning carries no information here.
-fn unpoisoned<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
-}
-
 /// The sessions of one context.
 pub struct SessionCache<S> {
     shards: [ShardCell<S>; SHARDS],
@@ -1017,7 +1010,7 @@ pub struct SessionCache<S> {
     hasher: KeyHasher,
     counters: Counters,
     /// Serialises switches between batched and exact counting.
-    switching: Mutex<()>,
+    switching: Lock<()>,
     /// Flushes taken so far: where the next one starts (see `flush`).
     flushes: AtomicUsize,
     /// Where stamps come from.
@@ -1067,10 +1060,22 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
                 exact: AtomicBool::new(false),
                 limit: AtomicUsize::new(0),
             },
-            switching: Mutex::new(()),
+            switching: Lock::new(()),
             flushes: AtomicUsize::new(0),
             clock,
         }
+    }
+
+    /// Takes the cache's atomics out of a race detector's checks (see
+    /// `sync::benign`): they are read without a lock by design. Call it at
+    /// the cache's final address.
+    pub fn declare_atomics(&self) {
+        for cell in &self.shards {
+            sync::benign(&cell.live);
+        }
+        sync::benign(&self.frontier.dirty);
+        sync::benign(&self.counters);
+        sync::benign(&self.flushes);
     }
 
     /// Number of sessions cached (exact whenever the cache is quiescent).
@@ -1088,11 +1093,11 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     }
 
     pub fn cache_full(&self) -> u64 {
-        unpoisoned(&self.frontier.earliest).evicted
+        self.frontier.earliest.lock().evicted
     }
 
-    fn lock(&self, shard: usize) -> MutexGuard<'_, Shard<S>> {
-        unpoisoned(&self.shards[shard].shard)
+    fn lock(&self, shard: usize) -> LockGuard<'_, Shard<S>> {
+        self.shards[shard].shard.lock()
     }
 
     /// The table hash (low 32 bits) and shard (bits 48..) of `key`.
@@ -1136,7 +1141,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     /// `len`. A shard counts exactly from the moment it is folded (it reads
     /// the flag under the same lock), so `len` is exact once all are.
     fn count_exactly(&self) {
-        let _switching = unpoisoned(&self.switching);
+        let _switching = self.switching.lock();
         if self.counters.exact.load(Ordering::Relaxed) {
             return;
         }
@@ -1155,7 +1160,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         if !self.counters.exact.load(Ordering::Relaxed) {
             return;
         }
-        let _switching = unpoisoned(&self.switching);
+        let _switching = self.switching.lock();
         let limit = self.counters.limit.load(Ordering::Relaxed) as isize;
         if limit == 0 || self.counters.len.load(Ordering::Relaxed) + 2 * SLACK < limit {
             self.counters.exact.store(false, Ordering::Relaxed);
@@ -1295,7 +1300,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         // two folds (see `Choice::set`). Each pass evicts or makes a bound
         // exact; other threads' removes make bounds stale-low and their adds
         // raise flags meanwhile, which the pass limit covers.
-        let mut frontier = unpoisoned(&self.frontier.earliest);
+        let mut frontier = self.frontier.earliest.lock();
         let mut choice = Choice {
             bounds: &mut frontier,
             held_back: None,
@@ -2353,7 +2358,7 @@ mod tests {
             let i = g.find(hash, &key(by[s][1]), |_| false).unwrap();
             (i, g.slot(i).seq)
         };
-        let mut frontier = c.frontier.earliest.lock().unwrap();
+        let mut frontier = c.frontier.earliest.lock();
         let mut choice = Choice {
             bounds: &mut frontier,
             held_back: None,

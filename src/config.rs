@@ -20,6 +20,7 @@ fn read_environment() {
 
 extern "C" fn on_load() {
     read_environment();
+    crate::context::declare_atomics();
 }
 
 #[used]

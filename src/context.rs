@@ -16,8 +16,8 @@
 use std::cell::Cell;
 use std::ffi::{c_int, c_long, c_uchar, c_void};
 use std::ptr::NonNull;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{LazyLock, Mutex, OnceLock, RwLock};
 
 use openssl_sys::{SSL, SSL_CTX, SSL_SESSION};
 
@@ -25,6 +25,7 @@ use crate::cache::{Added, FlushScope, SessionCache, SessionKey};
 use crate::errors::Error;
 use crate::libssl::{self, GetSessionCb, real};
 use crate::session::{self, SessionOffer, SessionRef};
+use crate::sync::{self, Lock, SharedLock};
 
 /// The state libsslsess keeps for one `SSL_CTX`.
 pub struct CtxCache {
@@ -43,18 +44,27 @@ pub struct CtxCache {
     size_limit: AtomicI64,
     /// Serialises refreshes, so that the last one stores what libssl holds
     /// after the last set.
-    refreshing: Mutex<()>,
+    refreshing: Lock<()>,
 }
 
 /// What a context's ex_data slot points to while the context is being
 /// freed: ex_data free callbacks that run after ours, and callbacks run by
 /// the final release, may still call into the cache; they must neither find
 /// the freed state nor create a new one.
-static DEAD: LazyLock<CtxCache> = LazyLock::new(CtxCache::new);
+fn dead() -> &'static CtxCache {
+    static DEAD: OnceLock<CtxCache> = OnceLock::new();
+    sync::get_or_init(&DEAD, CtxCache::new)
+}
 
 /// Bumped whenever a context's state is freed: invalidates every thread's
 /// `last_used`.
 static FREED_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Takes the statics' atomics out of a race detector's checks (see
+/// `sync::benign`); called at load time.
+pub fn declare_atomics() {
+    sync::benign(&FREED_GENERATION);
+}
 
 /// What each thread remembers (one thread-local, so one TLS lookup).
 struct ThreadMemory {
@@ -87,7 +97,7 @@ impl CtxCache {
             served: AtomicU64::new(0),
             mode: AtomicI64::new(-1),
             size_limit: AtomicI64::new(-1),
-            refreshing: Mutex::new(()),
+            refreshing: Lock::new(()),
         }
     }
 
@@ -112,7 +122,7 @@ impl CtxCache {
     #[inline(never)]
     fn of_and_remember<'a>(ctx: NonNull<SSL_CTX>, generation: u64) -> Result<&'a CtxCache, Error> {
         let state = Self::lookup_slow(ctx)?;
-        if std::ptr::eq(state, &*DEAD) {
+        if std::ptr::eq(state, dead()) {
             return Err(Error::Internal("the SSL_CTX is being freed"));
         }
         let record = (
@@ -132,14 +142,24 @@ impl CtxCache {
         if let Some(state) = NonNull::new(found as *mut CtxCache) {
             return Ok(unsafe { &*state.as_ptr() });
         }
-        static CREATING: Mutex<()> = Mutex::new(());
-        let _serialised = CREATING.lock().unwrap_or_else(|p| p.into_inner());
+        static CREATING: Lock<()> = Lock::new(());
+        let _serialised = CREATING.lock();
         let again = unsafe { openssl_sys::SSL_CTX_get_ex_data(ctx.as_ptr(), idx) };
         if let Some(state) = NonNull::new(again as *mut CtxCache) {
             return Ok(unsafe { &*state.as_ptr() });
         }
         let state = attach(ctx, idx)?;
         Ok(unsafe { &*state })
+    }
+
+    /// Takes this state's atomics out of a race detector's checks (see
+    /// `sync::benign`); call it at the state's final address.
+    fn declare_atomics(&self) {
+        sync::benign(&self.app_get_cb);
+        sync::benign(&self.served);
+        sync::benign(&self.mode);
+        sync::benign(&self.size_limit);
+        self.sessions.declare_atomics();
     }
 
     pub fn len(&self) -> usize {
@@ -172,7 +192,7 @@ impl CtxCache {
 
     /// Re-reads mode and size limit from libssl (after a control set them).
     pub fn refresh_settings(&self, ctx: NonNull<SSL_CTX>) -> Result<(c_long, usize), Error> {
-        let _serialised = self.refreshing.lock().unwrap_or_else(|p| p.into_inner());
+        let _serialised = self.refreshing.lock();
         let mode = libssl::cache_mode(ctx.as_ptr())?;
         let size = libssl::cache_size_limit(ctx.as_ptr())?;
         self.mode.store(mode as i64, Ordering::Relaxed);
@@ -195,6 +215,8 @@ impl CtxCache {
 /// Creates, stores and registers the state of `ctx`.
 fn attach(ctx: NonNull<SSL_CTX>, idx: c_int) -> Result<*mut CtxCache, Error> {
     let state = Box::into_raw(Box::new(CtxCache::new()));
+    // SAFETY: just made; at its final address now.
+    unsafe { (*state).declare_atomics() };
     // SAFETY: ctx is live; on failure we still own the box.
     if unsafe { openssl_sys::SSL_CTX_set_ex_data(ctx.as_ptr(), idx, state.cast()) } != 1 {
         drop(unsafe { Box::from_raw(state) });
@@ -202,10 +224,7 @@ fn attach(ctx: NonNull<SSL_CTX>, idx: c_int) -> Result<*mut CtxCache, Error> {
             "cannot store the session cache in the SSL_CTX's ex_data",
         ));
     }
-    registry()
-        .write()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(state as usize);
+    registry().write().push(state as usize);
     // Route the server's lookup through our cache (see `lookup`).
     // SAFETY: live ctx; sets a field.
     unsafe {
@@ -219,8 +238,8 @@ fn attach(ctx: NonNull<SSL_CTX>, idx: c_int) -> Result<*mut CtxCache, Error> {
 
 /// Every live `CtxCache`, for the rare calls that must find a session in
 /// whichever cache holds it (a session's time changing). Read-mostly.
-fn registry() -> &'static RwLock<Vec<usize>> {
-    static LIVE: RwLock<Vec<usize>> = RwLock::new(Vec::new());
+fn registry() -> &'static SharedLock<Vec<usize>> {
+    static LIVE: SharedLock<Vec<usize>> = SharedLock::new(Vec::new());
     &LIVE
 }
 
@@ -233,35 +252,34 @@ struct Indices {
 /// "new" callbacks run for every context and connection created after.
 fn indices() -> Result<&'static Indices, Error> {
     static INDICES: OnceLock<Option<Indices>> = OnceLock::new();
-    INDICES
-        .get_or_init(|| {
-            // SAFETY: registering callbacks with the prototypes OpenSSL wants.
-            let ctx = unsafe {
-                openssl_sys::CRYPTO_get_ex_new_index(
-                    openssl_sys::CRYPTO_EX_INDEX_SSL_CTX,
-                    0,
-                    std::ptr::null_mut(),
-                    Some(ctx_state_new),
-                    Some(ex_data_dup_empty),
-                    Some(ctx_state_free),
-                )
-            };
-            let ssl = unsafe {
-                openssl_sys::CRYPTO_get_ex_new_index(
-                    openssl_sys::CRYPTO_EX_INDEX_SSL,
-                    0,
-                    std::ptr::null_mut(),
-                    None,
-                    Some(ex_data_dup_empty),
-                    None,
-                )
-            };
-            (ctx >= 0 && ssl >= 0).then_some(Indices { ctx, ssl })
-        })
-        .as_ref()
-        .ok_or(Error::Internal(
-            "cannot register libsslsess's ex_data indices",
-        ))
+    sync::get_or_init(&INDICES, || {
+        // SAFETY: registering callbacks with the prototypes OpenSSL wants.
+        let ctx = unsafe {
+            openssl_sys::CRYPTO_get_ex_new_index(
+                openssl_sys::CRYPTO_EX_INDEX_SSL_CTX,
+                0,
+                std::ptr::null_mut(),
+                Some(ctx_state_new),
+                Some(ex_data_dup_empty),
+                Some(ctx_state_free),
+            )
+        };
+        let ssl = unsafe {
+            openssl_sys::CRYPTO_get_ex_new_index(
+                openssl_sys::CRYPTO_EX_INDEX_SSL,
+                0,
+                std::ptr::null_mut(),
+                None,
+                Some(ex_data_dup_empty),
+                None,
+            )
+        };
+        (ctx >= 0 && ssl >= 0).then_some(Indices { ctx, ssl })
+    })
+    .as_ref()
+    .ok_or(Error::Internal(
+        "cannot register libsslsess's ex_data indices",
+    ))
 }
 
 /// Makes sure our ex_data indices exist before a context is created, and
@@ -311,7 +329,7 @@ unsafe extern "C" fn ctx_state_free(
     _argl: c_long,
     _argp: *mut c_void,
 ) {
-    if ptr.is_null() || std::ptr::eq(ptr as *const CtxCache, &*DEAD) {
+    if ptr.is_null() || std::ptr::eq(ptr as *const CtxCache, dead()) {
         return;
     }
     let _ = std::panic::catch_unwind(|| {
@@ -320,13 +338,10 @@ unsafe extern "C" fn ctx_state_free(
         // so setting it reallocates nothing.
         if let Some(ctx) = ctx {
             // SAFETY: the context is live until its ex_data is freed.
-            let dead = &*DEAD as *const CtxCache as *mut c_void;
+            let dead = dead() as *const CtxCache as *mut c_void;
             unsafe { openssl_sys::SSL_CTX_set_ex_data(ctx.as_ptr(), idx, dead) };
         }
-        registry()
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|&p| p != ptr as usize);
+        registry().write().retain(|&p| p != ptr as usize);
         FREED_GENERATION.fetch_add(1, Ordering::AcqRel);
         // SAFETY: created by `attach`, unreachable from here on.
         let state = unsafe { Box::from_raw(ptr as *mut CtxCache) };
@@ -433,7 +448,7 @@ fn marker() -> Option<NonNull<SSL_CTX>> {
         static STRIPE: usize = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % MARKERS;
     }
     let stripe = STRIPE.try_with(|s| *s).unwrap_or(0);
-    NonNull::new(*POOL[stripe].get_or_init(new_marker) as *mut SSL_CTX)
+    NonNull::new(*sync::get_or_init(&POOL[stripe], new_marker) as *mut SSL_CTX)
 }
 
 /// A marker context, or 0 when none can be made (callers then fall back to
@@ -650,7 +665,7 @@ pub fn session_time_changed(session: NonNull<SSL_SESSION>) {
         return;
     };
     let expiry = session::expiry_of(session);
-    let live = registry().read().unwrap_or_else(|p| p.into_inner());
+    let live = registry().read();
     for &state in live.iter() {
         // SAFETY: registered states are live until removed under this lock.
         let state = unsafe { &*(state as *const CtxCache) };

@@ -6,7 +6,8 @@
 //!   (session references, per-context state, the real libssl functions),
 //!   and `clock`, the system clock the caches of real contexts read;
 //! - `boundary`: the exported C functions, thin and panic-safe;
-//! - `errors`, `config`: the error queue and load-time configuration.
+//! - `errors`, `config`: the error queue and load-time configuration;
+//! - [`sync`]: the locks, and what a race detector is told about them.
 
 pub mod cache;
 
@@ -18,3 +19,4 @@ mod context;
 mod errors;
 mod libssl;
 mod session;
+pub mod sync;

@@ -98,7 +98,7 @@ macro_rules! real_functions {
             #[allow(non_snake_case)]
             pub fn $name() -> Result<unsafe extern "C" fn($($arg),*) $(-> $ret)?, Error> {
                 static SLOT: OnceLock<usize> = OnceLock::new();
-                let addr = *SLOT.get_or_init(|| {
+                let addr = *crate::sync::get_or_init(&SLOT, || {
                     let name = concat!(stringify!($name), "\0");
                     let addr = super::resolve(CStr::from_bytes_with_nul(name.as_bytes()).unwrap());
                     if addr == 0 {
@@ -165,7 +165,7 @@ pub fn cache_size_limit(ctx: *mut SSL_CTX) -> Result<usize, Error> {
 /// that both caches stay consistent and resumption keeps working.
 pub fn binds_internally() -> bool {
     static SYMBOLIC: OnceLock<bool> = OnceLock::new();
-    *SYMBOLIC.get_or_init(|| {
+    *crate::sync::get_or_init(&SYMBOLIC, || {
         let symbolic = crate::binding::has_relocation_against("libssl.so", "SSL_CTX_add_session")
             == Some(false);
         if symbolic {
