@@ -311,6 +311,9 @@ static void one_handshake(struct worker *w, int which)
         atomic_fetch_add(&b->hs_resumed, 1);
 }
 
+/* The main thread's probes (see main), made before the workers start. */
+static SSL *first_probe[2];
+
 static void one_op(struct worker *w)
 {
     int pick = (int)(rnd(w) % POOL);
@@ -345,9 +348,8 @@ static void one_op(struct worker *w)
         if (under_sslsess()) /* re-sorting a session that may be cached */
             SSL_SESSION_set_time(s, now_s() - (long)(rnd(w) % 600));
     } else {
-        SSL *probe = w->probe[which];
-        if (probe == NULL)
-            return;
+        /* Lookups only read the probe: workers may share one. */
+        SSL *probe = w->probe[which] != NULL ? w->probe[which] : first_probe[which];
         unsigned int len;
         const unsigned char *id = SSL_SESSION_get_id(s, &len);
         (void)SSL_has_matching_session_id(probe, id, len); /* either answer is fine */
@@ -496,10 +498,11 @@ int main(int argc, char **argv)
     setup_books(&books[0], "A (TLS 1.2)", TLS1_2_VERSION, limit);
     setup_books(&books[1], "B (TLS 1.3)", TLS1_3_VERSION, limit);
 
-    /* Probes for the final lookups: server SSLs that finished a handshake
-     * (so they carry the protocol version). Their sessions are counted as
-     * any other handshake's. */
-    SSL *probe[2] = {NULL, NULL};
+    /* Probes for the final lookups, and for the workers' lookups until
+     * they have probes of their own (without handshakes, never): server
+     * SSLs that finished a handshake (so they carry the protocol version).
+     * Their sessions are counted as any other handshake's. */
+    SSL **probe = first_probe;
     for (int k = 0; k < 2; k++) {
         SSL_SESSION *cs = NULL;
         phase = PH_HS;
