@@ -413,9 +413,13 @@ fn take_served_mark(
 /// reporting it): such a session is non-resumable anyway unless it carries a
 /// ticket, and is reported here all the same.
 ///
-/// Returns whether libssl's own cache held a session with that key.
+/// Returns whether libssl's own cache held a session with that key. When
+/// libssl lacks `SSL_CTX_remove_session`, the session cannot be marked, but
+/// is still reported, so that an application's own cache stays in step.
 fn release_session(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Result<bool, Error> {
-    let remove = real::SSL_CTX_remove_session()?;
+    let remove = real::SSL_CTX_remove_session().inspect_err(|_| {
+        session::report_removed(ctx, session);
+    })?;
     if !libssl::binds_internally() {
         if let Some(marker) = marker() {
             // SAFETY: live marker context and session; the marker's cache is

@@ -8,15 +8,26 @@
  *
  * A call that needs the missing function fails as documented for a
  * failure (0 or NULL, one error on OpenSSL's queue naming the function);
- * the others keep working; sslsess_is_active() says 0; nothing crashes
- * or leaks (the script also runs this under valgrind).
+ * the others keep working; sessions that leave the cache are still
+ * reported to the remove callback; sslsess_is_active() says 0; nothing
+ * crashes or leaks (the script also runs this under valgrind).
  */
+#define _GNU_SOURCE
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "check.h"
+
+static int removed; /* remove callbacks */
+
+static void count_removed(SSL_CTX *ctx, SSL_SESSION *s)
+{
+    (void)ctx;
+    (void)s;
+    removed++;
+}
 
 /* Whether the queue holds exactly one error, ERR_LIB_SSL /
  * ERR_R_INTERNAL_ERROR, whose text names `function`; clears the queue. */
@@ -62,6 +73,7 @@ static void without_remove(void)
     CHECK(ctx != NULL && ERR_peek_error() == 0, "SSL_CTX_new still works, and queues nothing");
     if (ctx == NULL)
         return;
+    SSL_CTX_sess_set_remove_cb(ctx, count_removed);
     SSL_SESSION *a = session_with_id(1), *b = session_with_id(2), *c = session_with_id(3);
 
     CHECK(SSL_CTX_add_session(ctx, a) == 1 && SSL_CTX_sess_number(ctx) == 1,
@@ -79,6 +91,8 @@ static void without_remove(void)
 
     CHECK(SSL_CTX_sess_number(ctx) == 0, "the failed remove still took the session out (%ld cached)",
           SSL_CTX_sess_number(ctx));
+    CHECK(removed == 2, "... and each call reported it to the remove callback, as libssl does (%d)",
+          removed);
 
     /* Evictions need the same function to mark their victims; the adds
      * themselves do not fail for it, and the limit holds. */
@@ -89,6 +103,7 @@ static void without_remove(void)
           "%ld evicted)",
           added, SSL_CTX_sess_number(ctx), SSL_CTX_sess_cache_full(ctx));
     CHECK(ERR_peek_error() == 0, "... and queue nothing");
+    CHECK(removed == 3, "the evicted session went to the remove callback (%d callbacks)", removed);
 
     SSL_CTX_free(ctx);
     SSL_SESSION_free(a);

@@ -4,8 +4,9 @@
 # tests-c/hide_dlvsym.c hides the function from libsslsess's lookups;
 # tests-c/unresolved.c then checks what the calls do (0 or NULL, and one
 # error on OpenSSL's queue naming the function, where they need it; the
-# others keep working). Each case runs linked and preloaded, and once under
-# valgrind; libsslsess must say on stderr, once, which function is missing.
+# others keep working). Each case runs linked and preloaded, and linked
+# under valgrind; libsslsess must say on stderr, once, which function is
+# missing.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 dir=$SSLSESS_BUILD/unresolved
@@ -43,5 +44,6 @@ for hidden_arg in SSL_CTX_remove_session:remove SSL_CTX_new:new; do
 done
 run_case "remove-linked-valgrind" SSL_CTX_remove_session remove "$shim" \
     "$dir/unresolved-linked" "${VALGRIND[@]}"
+run_case "new-linked-valgrind" SSL_CTX_new new "$shim" "$dir/unresolved-linked" "${VALGRIND[@]}"
 
 suite_summary unresolved-suite
