@@ -7,7 +7,8 @@ fn main() {
     println!("cargo:rerun-if-changed=cbindgen.toml");
 
     let crate_dir = std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo");
-    if std::env::var_os("CARGO_FEATURE_HELGRIND").is_some() {
+    #[cfg(feature = "helgrind")]
+    {
         println!("cargo:rerun-if-changed=src/helgrind.c");
         cc::Build::new()
             .file(format!("{crate_dir}/src/helgrind.c"))

@@ -1067,15 +1067,15 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     }
 
     /// Takes the cache's atomics out of a race detector's checks (see
-    /// `sync::benign`): they are read without a lock by design. Call it at
+    /// `sync::exempt_from_race_checks`): they are read without a lock by design. Call it at
     /// the cache's final address.
-    pub fn declare_atomics(&self) {
+    pub(crate) fn exempt_atomics_from_race_checks(&self) {
         for cell in &self.shards {
-            sync::benign(&cell.live);
+            sync::exempt_from_race_checks(&cell.live);
         }
-        sync::benign(&self.frontier.dirty);
-        sync::benign(&self.counters);
-        sync::benign(&self.flushes);
+        sync::exempt_from_race_checks(&self.frontier.dirty);
+        sync::exempt_from_race_checks(&self.counters);
+        sync::exempt_from_race_checks(&self.flushes);
     }
 
     /// Number of sessions cached (exact whenever the cache is quiescent).

@@ -20,7 +20,7 @@ fn read_environment() {
 
 extern "C" fn on_load() {
     read_environment();
-    crate::context::declare_atomics();
+    crate::context::exempt_atomics_from_race_checks();
 }
 
 #[used]

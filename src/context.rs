@@ -61,9 +61,9 @@ fn dead() -> &'static CtxCache {
 static FREED_GENERATION: AtomicU64 = AtomicU64::new(0);
 
 /// Takes the statics' atomics out of a race detector's checks (see
-/// `sync::benign`); called at load time.
-pub fn declare_atomics() {
-    sync::benign(&FREED_GENERATION);
+/// `sync::exempt_from_race_checks`); called at load time.
+pub fn exempt_atomics_from_race_checks() {
+    sync::exempt_from_race_checks(&FREED_GENERATION);
 }
 
 /// What each thread remembers (one thread-local, so one TLS lookup).
@@ -153,13 +153,13 @@ impl CtxCache {
     }
 
     /// Takes this state's atomics out of a race detector's checks (see
-    /// `sync::benign`); call it at the state's final address.
-    fn declare_atomics(&self) {
-        sync::benign(&self.app_get_cb);
-        sync::benign(&self.served);
-        sync::benign(&self.mode);
-        sync::benign(&self.size_limit);
-        self.sessions.declare_atomics();
+    /// `sync::exempt_from_race_checks`); call it at the state's final address.
+    fn exempt_atomics_from_race_checks(&self) {
+        sync::exempt_from_race_checks(&self.app_get_cb);
+        sync::exempt_from_race_checks(&self.served);
+        sync::exempt_from_race_checks(&self.mode);
+        sync::exempt_from_race_checks(&self.size_limit);
+        self.sessions.exempt_atomics_from_race_checks();
     }
 
     pub fn len(&self) -> usize {
@@ -214,9 +214,10 @@ impl CtxCache {
 
 /// Creates, stores and registers the state of `ctx`.
 fn attach(ctx: NonNull<SSL_CTX>, idx: c_int) -> Result<*mut CtxCache, Error> {
-    let state = Box::into_raw(Box::new(CtxCache::new()));
-    // SAFETY: just made; at its final address now.
-    unsafe { (*state).declare_atomics() };
+    let state = Box::new(CtxCache::new());
+    // A box's contents stay where they are: this is their final address.
+    state.exempt_atomics_from_race_checks();
+    let state = Box::into_raw(state);
     // SAFETY: ctx is live; on failure we still own the box.
     if unsafe { openssl_sys::SSL_CTX_set_ex_data(ctx.as_ptr(), idx, state.cast()) } != 1 {
         drop(unsafe { Box::from_raw(state) });

@@ -1,19 +1,20 @@
 /*
  * src/helgrind.c: helgrind's client requests for src/sync.rs, compiled only
- * with the `helgrind` feature (`make helgrind`). Outside valgrind each is a
- * few instructions that do nothing.
+ * with the `helgrind` feature (the stress suite's helgrind run). Outside
+ * valgrind each is a few instructions that do nothing.
  */
 #include <stddef.h>
 #include <valgrind/helgrind.h>
 
-void sslsess_hg_happens_after(const void *object)
+void sslsess_hg_lock_acquired(const void *lock, int exclusive)
 {
-    ANNOTATE_HAPPENS_AFTER(object);
+    ANNOTATE_RWLOCK_ACQUIRED(lock, exclusive);
 }
 
-void sslsess_hg_happens_before(const void *object)
+/* helgrind knows whether the lock is held shared or exclusive. */
+void sslsess_hg_lock_releasing(const void *lock)
 {
-    ANNOTATE_HAPPENS_BEFORE(object);
+    ANNOTATE_RWLOCK_RELEASED(lock, 1);
 }
 
 void sslsess_hg_disable_checking(const void *start, size_t len)

@@ -7,7 +7,7 @@
 //!   and `clock`, the system clock the caches of real contexts read;
 //! - `boundary`: the exported C functions, thin and panic-safe;
 //! - `errors`, `config`: the error queue and load-time configuration;
-//! - [`sync`]: the locks, and what a race detector is told about them.
+//! - `sync`: the locks, and what a race detector is told about them.
 
 pub mod cache;
 
@@ -19,4 +19,4 @@ mod context;
 mod errors;
 mod libssl;
 mod session;
-pub mod sync;
+mod sync;

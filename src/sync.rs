@@ -2,12 +2,13 @@
 //!
 //! libsslsess's locks are `std::sync`'s, built on bare futexes, which
 //! helgrind (valgrind's race detector) cannot see: to it, every access they
-//! protect is a race. Built with the `helgrind` feature (`make helgrind`),
-//! [`Lock`] and [`SharedLock`] tell helgrind when they are taken and let go
-//! (a release happens before the next acquisition), and [`benign`] takes
-//! atomics (whose plain loads and stores cannot race) and write-once cells
-//! out of its checks, so that what it still reports is a missing
-//! synchronisation. Without the feature all of that compiles to nothing.
+//! protect is a race. Built with the `helgrind` feature (for the stress
+//! suite's helgrind run), [`Lock`] and [`SharedLock`] tell helgrind when
+//! they are taken and let go, as the reader-writer locks it knows (so it
+//! also checks their order), and [`exempt_from_race_checks`] takes atomics
+//! (whose plain loads and stores cannot race) and write-once cells out of
+//! its checks, so that what it still reports is a missing synchronisation.
+//! Without the feature all of that compiles to nothing.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -15,7 +16,6 @@ use std::sync::{Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWrit
 /// A mutex. A panic under one of libsslsess's locks leaves what it guards
 /// consistent (every mutation completes before anything that can panic), so
 /// poisoning carries no information here and is ignored.
-#[derive(Default)]
 pub struct Lock<T>(Mutex<T>);
 
 pub struct LockGuard<'a, T> {
@@ -30,25 +30,11 @@ impl<T> Lock<T> {
 
     pub fn lock(&self) -> LockGuard<'_, T> {
         let guard = self.0.lock().unwrap_or_else(|poison| poison.into_inner());
-        detector::acquired(&self.0);
+        detector::acquired(&self.0, true);
         LockGuard {
             lock: &self.0,
             guard,
         }
-    }
-
-    /// The lock, if it is free.
-    pub fn try_lock(&self) -> Option<LockGuard<'_, T>> {
-        let guard = match self.0.try_lock() {
-            Ok(guard) => guard,
-            Err(std::sync::TryLockError::Poisoned(poison)) => poison.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return None,
-        };
-        detector::acquired(&self.0);
-        Some(LockGuard {
-            lock: &self.0,
-            guard,
-        })
     }
 }
 
@@ -92,7 +78,7 @@ impl<T> SharedLock<T> {
 
     pub fn read(&self) -> ReadGuard<'_, T> {
         let guard = self.0.read().unwrap_or_else(|poison| poison.into_inner());
-        detector::acquired(&self.0);
+        detector::acquired(&self.0, false);
         ReadGuard {
             lock: &self.0,
             guard,
@@ -101,7 +87,7 @@ impl<T> SharedLock<T> {
 
     pub fn write(&self) -> WriteGuard<'_, T> {
         let guard = self.0.write().unwrap_or_else(|poison| poison.into_inner());
-        detector::acquired(&self.0);
+        detector::acquired(&self.0, true);
         WriteGuard {
             lock: &self.0,
             guard,
@@ -144,39 +130,39 @@ impl<T> Drop for WriteGuard<'_, T> {
 /// Takes `value`'s memory out of the race detector's checks: for atomics,
 /// read and written without a lock by design, and for cells written once
 /// under std's own synchronisation.
-pub fn benign<T>(value: &T) {
+pub fn exempt_from_race_checks<T>(value: &T) {
     detector::unchecked((value as *const T).cast(), std::mem::size_of_val(value));
 }
 
-/// `cell.get_or_init(init)`, the cell taken out of the race detector's
-/// checks (see [`benign`]) before its value is published.
+/// `cell.get_or_init(init)`, the cell exempt from race checks (see
+/// [`exempt_from_race_checks`]) before its value is published.
 pub fn get_or_init<T>(cell: &OnceLock<T>, init: impl FnOnce() -> T) -> &T {
     cell.get_or_init(|| {
-        benign(cell);
+        exempt_from_race_checks(cell);
         init()
     })
 }
 
 #[cfg(feature = "helgrind")]
 mod detector {
-    use std::ffi::c_void;
+    use std::ffi::{c_int, c_void};
 
     // src/helgrind.c: helgrind's client requests (valgrind/helgrind.h),
     // which do nothing outside valgrind.
     unsafe extern "C" {
-        fn sslsess_hg_happens_after(object: *const c_void);
-        fn sslsess_hg_happens_before(object: *const c_void);
+        fn sslsess_hg_lock_acquired(lock: *const c_void, exclusive: c_int);
+        fn sslsess_hg_lock_releasing(lock: *const c_void);
         fn sslsess_hg_disable_checking(start: *const c_void, len: usize);
     }
 
-    pub fn acquired<L>(lock: &L) {
+    pub fn acquired<L>(lock: &L, exclusive: bool) {
         // SAFETY: a client request only records the address.
-        unsafe { sslsess_hg_happens_after((lock as *const L).cast()) }
+        unsafe { sslsess_hg_lock_acquired((lock as *const L).cast(), exclusive as c_int) }
     }
 
     pub fn releasing<L>(lock: &L) {
         // SAFETY: as above.
-        unsafe { sslsess_hg_happens_before((lock as *const L).cast()) }
+        unsafe { sslsess_hg_lock_releasing((lock as *const L).cast()) }
     }
 
     pub fn unchecked(start: *const c_void, len: usize) {
@@ -188,7 +174,7 @@ mod detector {
 #[cfg(not(feature = "helgrind"))]
 mod detector {
     #[inline(always)]
-    pub fn acquired<L>(_lock: &L) {}
+    pub fn acquired<L>(_lock: &L, _exclusive: bool) {}
     #[inline(always)]
     pub fn releasing<L>(_lock: &L) {}
     #[inline(always)]

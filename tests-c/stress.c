@@ -502,11 +502,10 @@ int main(int argc, char **argv)
      * they have probes of their own (without handshakes, never): server
      * SSLs that finished a handshake (so they carry the protocol version).
      * Their sessions are counted as any other handshake's. */
-    SSL **probe = first_probe;
     for (int k = 0; k < 2; k++) {
         SSL_SESSION *cs = NULL;
         phase = PH_HS;
-        int r = handshake(&books[k], &cs, &probe[k]);
+        int r = handshake(&books[k], &cs, &first_probe[k]);
         phase = PH_NONE;
         if (r != 0)
             die("first handshake");
@@ -550,11 +549,11 @@ int main(int argc, char **argv)
         CHECK(resumed > 0, "handshakes resumed sessions from the shared caches (%ld)", resumed);
 
     for (int k = 0; k < 2; k++)
-        check_context(&books[k], w, nthreads, probe[k]);
+        check_context(&books[k], w, nthreads, first_probe[k]);
 
     SECTION("every session freed exactly once");
     for (int k = 0; k < 2; k++)
-        SSL_free(probe[k]);
+        SSL_free(first_probe[k]);
     for (int t = 0; t < nthreads; t++) {
         for (int i = 0; i < POOL; i++)
             SSL_SESSION_free(w[t].pool[i]);

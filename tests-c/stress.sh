@@ -10,7 +10,9 @@
 #   4. under helgrind, cache operations only, LD_PRELOADing libsslsess built
 #      with its `helgrind` feature (see below);
 #   5. plain libssl alone, the reference (the same CHECKs hold there).
-# Every run is bounded in time; the whole takes well under a minute.
+# Every run is bounded in time, and so is the build of the helgrind variant
+# (about a minute the first time, in target/helgrind); the runs themselves
+# take well under a minute.
 # Ends with "stress-suite: N passed, N failed" (one count per run).
 #
 # Sizes: STRESS_THREADS (4), STRESS_OPS / STRESS_HS (large runs: operations
@@ -103,7 +105,7 @@ run memcheck 120 "${VALGRIND[@]}" "$OUT/stress" "$THREADS" "$VG_OPS" "$VG_HS"
 
 banner "4. helgrind, libsslsess built with its helgrind feature, $THREADS threads x $HG_OPS operations, no handshakes"
 HG_TARGET=$SSLSESS_ROOT/target/helgrind
-if "${CARGO:-cargo}" build --release --quiet --features helgrind \
+if run_bounded 600 "${CARGO:-cargo}" build --release --quiet --features helgrind \
     --manifest-path "$SSLSESS_ROOT/Cargo.toml" --target-dir "$HG_TARGET"; then
     run helgrind 120 env LD_PRELOAD="$HG_TARGET/release/libsslsess.so" \
         "${HELGRIND[@]}" "$OUT/stress-plain" "$THREADS" "$HG_OPS" 0
