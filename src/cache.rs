@@ -108,15 +108,12 @@ impl SessionKey {
         if id.len() > MAX_ID_LEN {
             return None;
         }
-        // A full-length id (what libssl makes) is one fixed-size copy: no
-        // call to memcpy.
+        // A full-length id (what libssl makes) is one fixed-size copy; the
+        // other lengths are kept out of line, or the compiler merges both
+        // into a call to memcpy.
         let bytes = match <[u8; MAX_ID_LEN]>::try_from(id) {
             Ok(full) => full,
-            Err(_) => {
-                let mut bytes = [0u8; MAX_ID_LEN];
-                bytes[..id.len()].copy_from_slice(id);
-                bytes
-            }
+            Err(_) => padded_id(id),
         };
         Some(SessionKey {
             version: version as u32,
@@ -132,6 +129,15 @@ impl SessionKey {
     pub fn is_empty_id(&self) -> bool {
         self.len == 0
     }
+}
+
+/// A shorter id, zero-padded to the key's fixed size.
+#[cold]
+#[inline(never)]
+fn padded_id(id: &[u8]) -> [u8; MAX_ID_LEN] {
+    let mut bytes = [0u8; MAX_ID_LEN];
+    bytes[..id.len()].copy_from_slice(id);
+    bytes
 }
 
 /// The second at which a session stops being valid: `time + timeout`.
