@@ -1521,6 +1521,21 @@ mod tests {
     }
 
     #[test]
+    fn key_keeps_ids_of_every_length() {
+        // 32 bytes take the fixed-size copy, shorter ones the padded one.
+        let bytes: Vec<u8> = (1..=32).collect();
+        for len in 0..=MAX_ID_LEN {
+            let key = SessionKey::new(0x0303, &bytes[..len]).unwrap();
+            assert_eq!(key.id(), &bytes[..len]);
+            assert_eq!(key.is_empty_id(), len == 0);
+            if len > 0 {
+                let shorter = SessionKey::new(0x0303, &bytes[..len - 1]).unwrap();
+                assert_ne!(key, shorter, "a key is not its id's prefix");
+            }
+        }
+    }
+
+    #[test]
     fn key_hash_spreads_sequential_ids_over_shards_and_buckets() {
         let h = KeyHasher::new();
         let mut per_shard = [0usize; SHARDS];
