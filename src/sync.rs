@@ -18,9 +18,25 @@ use std::sync::{Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWrit
 /// poisoning carries no information here and is ignored.
 pub struct Lock<T>(Mutex<T>);
 
-pub struct LockGuard<'a, T> {
-    lock: &'a Mutex<T>,
-    guard: MutexGuard<'a, T>,
+/// A reader-writer lock, poisoning ignored as for [`Lock`].
+pub struct SharedLock<T>(RwLock<T>);
+
+/// A std guard `G` of the lock at address `lock`, whose release the race
+/// detector is told of before `G` unlocks.
+pub struct Guard<G> {
+    lock: *const (),
+    guard: G,
+}
+
+pub type LockGuard<'a, T> = Guard<MutexGuard<'a, T>>;
+
+impl<G> Guard<G> {
+    /// `guard`, just taken on `lock` (exclusively or shared).
+    fn acquired<L>(lock: &L, guard: G, exclusive: bool) -> Self {
+        let lock = (lock as *const L).cast();
+        detector::acquired(lock, exclusive);
+        Guard { lock, guard }
+    }
 }
 
 impl<T> Lock<T> {
@@ -30,45 +46,8 @@ impl<T> Lock<T> {
 
     pub fn lock(&self) -> LockGuard<'_, T> {
         let guard = self.0.lock().unwrap_or_else(|poison| poison.into_inner());
-        detector::acquired(&self.0, true);
-        LockGuard {
-            lock: &self.0,
-            guard,
-        }
+        Guard::acquired(&self.0, guard, true)
     }
-}
-
-impl<T> Deref for LockGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.guard
-    }
-}
-
-impl<T> DerefMut for LockGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        &mut self.guard
-    }
-}
-
-impl<T> Drop for LockGuard<'_, T> {
-    // Runs before the guard field unlocks.
-    fn drop(&mut self) {
-        detector::releasing(self.lock);
-    }
-}
-
-/// A reader-writer lock, poisoning ignored as for [`Lock`].
-pub struct SharedLock<T>(RwLock<T>);
-
-pub struct ReadGuard<'a, T> {
-    lock: &'a RwLock<T>,
-    guard: RwLockReadGuard<'a, T>,
-}
-
-pub struct WriteGuard<'a, T> {
-    lock: &'a RwLock<T>,
-    guard: RwLockWriteGuard<'a, T>,
 }
 
 impl<T> SharedLock<T> {
@@ -76,52 +55,32 @@ impl<T> SharedLock<T> {
         SharedLock(RwLock::new(value))
     }
 
-    pub fn read(&self) -> ReadGuard<'_, T> {
+    pub fn read(&self) -> Guard<RwLockReadGuard<'_, T>> {
         let guard = self.0.read().unwrap_or_else(|poison| poison.into_inner());
-        detector::acquired(&self.0, false);
-        ReadGuard {
-            lock: &self.0,
-            guard,
-        }
+        Guard::acquired(&self.0, guard, false)
     }
 
-    pub fn write(&self) -> WriteGuard<'_, T> {
+    pub fn write(&self) -> Guard<RwLockWriteGuard<'_, T>> {
         let guard = self.0.write().unwrap_or_else(|poison| poison.into_inner());
-        detector::acquired(&self.0, true);
-        WriteGuard {
-            lock: &self.0,
-            guard,
-        }
+        Guard::acquired(&self.0, guard, true)
     }
 }
 
-impl<T> Deref for ReadGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
+impl<G: Deref> Deref for Guard<G> {
+    type Target = G::Target;
+    fn deref(&self) -> &G::Target {
         &self.guard
     }
 }
 
-impl<T> Drop for ReadGuard<'_, T> {
-    fn drop(&mut self) {
-        detector::releasing(self.lock);
-    }
-}
-
-impl<T> Deref for WriteGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.guard
-    }
-}
-
-impl<T> DerefMut for WriteGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
+impl<G: DerefMut> DerefMut for Guard<G> {
+    fn deref_mut(&mut self) -> &mut G::Target {
         &mut self.guard
     }
 }
 
-impl<T> Drop for WriteGuard<'_, T> {
+impl<G> Drop for Guard<G> {
+    // Runs before the guard field unlocks.
     fn drop(&mut self) {
         detector::releasing(self.lock);
     }
@@ -155,14 +114,14 @@ mod detector {
         fn sslsess_hg_disable_checking(start: *const c_void, len: usize);
     }
 
-    pub fn acquired<L>(lock: &L, exclusive: bool) {
+    pub fn acquired(lock: *const (), exclusive: bool) {
         // SAFETY: a client request only records the address.
-        unsafe { sslsess_hg_lock_acquired((lock as *const L).cast(), exclusive as c_int) }
+        unsafe { sslsess_hg_lock_acquired(lock.cast(), exclusive as c_int) }
     }
 
-    pub fn releasing<L>(lock: &L) {
+    pub fn releasing(lock: *const ()) {
         // SAFETY: as above.
-        unsafe { sslsess_hg_lock_releasing((lock as *const L).cast()) }
+        unsafe { sslsess_hg_lock_releasing(lock.cast()) }
     }
 
     pub fn unchecked(start: *const c_void, len: usize) {
@@ -174,9 +133,9 @@ mod detector {
 #[cfg(not(feature = "helgrind"))]
 mod detector {
     #[inline(always)]
-    pub fn acquired<L>(_lock: &L, _exclusive: bool) {}
+    pub fn acquired(_lock: *const (), _exclusive: bool) {}
     #[inline(always)]
-    pub fn releasing<L>(_lock: &L) {}
+    pub fn releasing(_lock: *const ()) {}
     #[inline(always)]
     pub fn unchecked(_start: *const std::ffi::c_void, _len: usize) {}
 }
