@@ -375,8 +375,8 @@ impl Order {
         match self.run.back() {
             Some(last) if e.rank() < last.rank() => {
                 self.heap.push(e);
-                let last = self.heap.len() - 1;
-                let at = sift_up(&mut self.heap, last);
+                let pushed = self.heap.len() - 1;
+                let at = sift_up(&mut self.heap, pushed);
                 at == 0 && self.run.front().is_none_or(|r| e.rank() <= r.rank())
             }
             _ => {
@@ -805,12 +805,11 @@ impl<S> Shard<S> {
                 );
             }
         }
-        // What outlives the entries: seqs and stamps keep growing, and the
-        // difference not yet folded into the cache-wide count is the
-        // caller's to fold (dropping it would skew the batched count).
-        let (next_seq, last_stamp, pending) = (self.next_seq, self.last_stamp, self.pending);
+        // Seqs and stamps outlive the entries: they keep growing. (The
+        // caller has taken the count not yet folded.)
+        let (next_seq, last_stamp) = (self.next_seq, self.last_stamp);
         *self = Shard::new();
-        (self.next_seq, self.last_stamp, self.pending) = (next_seq, last_stamp, pending);
+        (self.next_seq, self.last_stamp) = (next_seq, last_stamp);
         taken
     }
 
@@ -1413,12 +1412,13 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         for shard in (0..SHARDS).map(|i| (first + i) % SHARDS) {
             let cell = &self.shards[shard];
             let mut guard = self.lock(shard);
+            // Folding the shard's difference is right in either counting
+            // mode; dropping it would skew the batched count.
+            let pending = std::mem::take(&mut guard.pending);
             let taken = match scope {
                 FlushScope::All => guard.drain_all(&mut out, in_order),
                 FlushScope::ExpiredAt(t) => guard.drain_while(&mut out, |e| e.is_expired_at(t)),
             };
-            // Folding the shard's difference is right in either counting mode.
-            let pending = std::mem::take(&mut guard.pending);
             self.counters
                 .len
                 .fetch_add(pending - taken as isize, Ordering::Relaxed);
