@@ -123,10 +123,8 @@ static SSL_SESSION **make_sessions(int n, int version)
             uint64_t r = rng_next();
             memcpy(id + k, &r, 8);
         }
-        s[i] = SSL_SESSION_new();
-        if (s[i] == NULL || SSL_SESSION_set1_id(s[i], id, sizeof(id)) != 1
-            || SSL_SESSION_set_protocol_version(s[i], version) != 1
-            || SSL_SESSION_set_time(s[i], t) == 0)
+        s[i] = new_session_with_id(id, sizeof(id), version);
+        if (s[i] == NULL || SSL_SESSION_set_time(s[i], t) == 0)
             die("cannot make a session");
     }
     return s;

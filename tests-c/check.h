@@ -13,6 +13,9 @@
  *                                a difference and does not fail the run.
  *   check_summary("suite")       prints "suite: N passed, N failed" and
  *                                returns the exit status.
+ *   sslsess_active(), new_session_with_id(id, len, version)
+ *                                sslsess_is_active() or -1 when libsslsess
+ *                                is absent; a session to cache.
  *   libssl_own_symbol(name), libssl_own_ctrl(ctx, cmd)
  *                                libssl's own definitions, past libsslsess's
  *                                exports: what libssl itself holds.
@@ -31,15 +34,34 @@
 
 #define CHECK_UNUSED __attribute__((unused))
 
+/* sslsess_is_active() when libsslsess is in this process, else -1. */
+static CHECK_UNUSED int sslsess_active(void)
+{
+    int (*active)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "sslsess_is_active");
+    return active != NULL ? active() : -1;
+}
+
 /* 1 when libsslsess serves the session calls in this process. */
 static CHECK_UNUSED int under_sslsess(void)
 {
     static int known = -1;
-    if (known < 0) {
-        int (*active)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "sslsess_is_active");
-        known = active != NULL && active() == 1;
-    }
+    if (known < 0)
+        known = sslsess_active() == 1;
     return known;
+}
+
+/* A new session with `id` (`len` bytes) under protocol `version`, or NULL
+ * (nothing leaked). */
+static CHECK_UNUSED SSL_SESSION *new_session_with_id(const unsigned char *id, unsigned int len,
+                                                     int version)
+{
+    SSL_SESSION *s = SSL_SESSION_new();
+    if (s != NULL
+        && (SSL_SESSION_set1_id(s, id, len) != 1 || SSL_SESSION_set_protocol_version(s, version) != 1)) {
+        SSL_SESSION_free(s);
+        s = NULL;
+    }
+    return s;
 }
 
 /* libssl's own definition of `name` (not libsslsess's export of it), or

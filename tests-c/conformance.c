@@ -103,9 +103,8 @@ static SSL_SESSION *mk_session(const char *name, int tag, int n, int ver, long t
     memset(id, tag, sizeof id);
     id[0] = (unsigned char)(n & 0xff);
     id[1] = (unsigned char)((n >> 8) & 0xff);
-    SSL_SESSION *s = SSL_SESSION_new();
-    if (s == NULL || !SSL_SESSION_set1_id(s, id, sizeof id)
-        || !SSL_SESSION_set_protocol_version(s, ver)) {
+    SSL_SESSION *s = new_session_with_id(id, sizeof id, ver);
+    if (s == NULL) {
         fprintf(stderr, "conformance: cannot make a session\n");
         abort();
     }

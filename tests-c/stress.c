@@ -277,9 +277,8 @@ static void make_pool(struct worker *w)
         int version = books[w->home[i]].version;
         if (rnd(w) % 4 == 0) /* a quarter under the other context's version */
             version = books[!w->home[i]].version;
-        SSL_SESSION *s = SSL_SESSION_new();
-        if (s == NULL || SSL_SESSION_set1_id(s, id, 32) != 1
-            || SSL_SESSION_set_protocol_version(s, version) != 1)
+        SSL_SESSION *s = new_session_with_id(id, 32, version);
+        if (s == NULL)
             die("SSL_SESSION_new");
         /* expiry spread over now - 600 .. now + 600 */
         SSL_SESSION_set_time(s, now_s() - (long)(rnd(w) % 600));

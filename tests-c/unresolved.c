@@ -49,25 +49,18 @@ static int one_internal_error_naming(const char *function)
 static SSL_SESSION *session_with_id(unsigned char first)
 {
     unsigned char id[32] = {first, 0x5e, 0x55};
-    SSL_SESSION *s = SSL_SESSION_new();
-    if (s == NULL || !SSL_SESSION_set1_id(s, id, sizeof id) ||
-        !SSL_SESSION_set_protocol_version(s, TLS1_2_VERSION)) {
+    SSL_SESSION *s = new_session_with_id(id, sizeof id, TLS1_2_VERSION);
+    if (s == NULL) {
         fprintf(stderr, "cannot make a session\n");
         exit(2);
     }
     return s;
 }
 
-static int active(void)
-{
-    int (*is_active)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "sslsess_is_active");
-    return is_active != NULL ? is_active() : -1;
-}
-
 static void without_remove(void)
 {
     SECTION("libssl without SSL_CTX_remove_session");
-    CHECK(active() == 0, "sslsess_is_active() is 0 (got %d)", active());
+    CHECK(sslsess_active() == 0, "sslsess_is_active() is 0 (got %d)", sslsess_active());
 
     SSL_CTX *ctx = SSL_CTX_new(TLS_method());
     CHECK(ctx != NULL && ERR_peek_error() == 0, "SSL_CTX_new still works, and queues nothing");
@@ -114,7 +107,7 @@ static void without_remove(void)
 static void without_new(void)
 {
     SECTION("libssl without SSL_CTX_new");
-    CHECK(active() == 0, "sslsess_is_active() is 0 (got %d)", active());
+    CHECK(sslsess_active() == 0, "sslsess_is_active() is 0 (got %d)", sslsess_active());
     SSL_CTX *ctx = SSL_CTX_new(TLS_method());
     CHECK(ctx == NULL, "SSL_CTX_new returns NULL");
     CHECK(one_internal_error_naming("SSL_CTX_new"),
@@ -133,6 +126,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: unresolved remove|new\n");
         return 2;
     }
+    /* Not check_summary(): it names the library by sslsess_is_active(),
+     * which is 0 here by design. */
     printf("unresolved: %d passed, %d failed\n", check_passed, check_failed);
     return check_failed ? 1 : 0;
 }
