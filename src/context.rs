@@ -64,6 +64,7 @@ static FREED_GENERATION: AtomicU64 = AtomicU64::new(0);
 /// `sync::exempt_from_race_checks`); called at load time.
 pub fn exempt_atomics_from_race_checks() {
     sync::exempt_from_race_checks(&FREED_GENERATION);
+    sync::exempt_from_race_checks(&NEXT_STRIPE);
 }
 
 /// What each thread remembers (one thread-local, so one TLS lookup).
@@ -446,8 +447,10 @@ fn release_session(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Resu
 /// run the ex_data "new" callbacks (the application's and ours) when made.
 const MARKERS: usize = 16;
 
+/// The stripe the next thread to use a marker takes.
+static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
+
 fn marker() -> Option<NonNull<SSL_CTX>> {
-    static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
     static POOL: [OnceLock<usize>; MARKERS] = [const { OnceLock::new() }; MARKERS];
     thread_local! {
         static STRIPE: usize = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % MARKERS;
