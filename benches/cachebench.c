@@ -22,6 +22,8 @@
  *                                       cg_region_churn
  *   cachebench cg-hs 12|13 N            N resumed handshakes inside
  *                                       cg_region_hs
+ *   cachebench clock [N]                nanoseconds per clock read (the
+ *                                       monotonic clock, and rdtsc)
  *
  * Only the cache calls (or the handshakes) are timed: sessions, keys and
  * contexts are made before the clock starts. Threads work on disjoint
@@ -42,6 +44,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
 
 #include <openssl/err.h>
 #include "check.h"
@@ -560,6 +566,30 @@ static int cmd_cg_churn(int n)
     return 0;
 }
 
+/* --- clock ------------------------------------------------------------------ */
+
+/* Nanoseconds per clock_gettime(CLOCK_MONOTONIC) (what libsslsess reads on
+ * every add) and, on x86-64, per rdtsc: the README's figures. */
+static int cmd_clock(int n)
+{
+    struct timespec ts;
+    volatile uint64_t sink = 0;
+    double t0 = now_s();
+    for (int i = 0; i < n; i++) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        sink += (uint64_t)ts.tv_nsec;
+    }
+    result("clock_gettime_ns", (now_s() - t0) * 1e9 / n);
+#if defined(__x86_64__)
+    t0 = now_s();
+    for (int i = 0; i < n; i++)
+        sink += __rdtsc();
+    result("rdtsc_ns", (now_s() - t0) * 1e9 / n);
+#endif
+    (void)sink;
+    return 0;
+}
+
 static int cmd_cg_hs(int proto, int n)
 {
     int tls13 = proto == 13, version = tls13 ? TLS1_3_VERSION : TLS1_2_VERSION;
@@ -606,9 +636,11 @@ int main(int argc, char **argv)
         return cmd_cg_ops(arg(argc, argv, 2, 10000));
     if (strcmp(cmd, "cg-churn") == 0)
         return cmd_cg_churn(arg(argc, argv, 2, 10000));
+    if (strcmp(cmd, "clock") == 0)
+        return cmd_clock(arg(argc, argv, 2, 10000000));
     if (strcmp(cmd, "cg-hs") == 0)
         return cmd_cg_hs(arg(argc, argv, 2, 12), arg(argc, argv, 3, 200));
     fprintf(stderr, "usage: cachebench ops|churn THREADS [N] | hs 12|13 SESSIONS THREADS HANDSHAKES"
-                    " | mem [N] | cg-ops N | cg-churn N | cg-hs 12|13 N\n");
+                    " | mem [N] | clock [N] | cg-ops N | cg-churn N | cg-hs 12|13 N\n");
     return 2;
 }
