@@ -13,9 +13,20 @@ pub fn debug_enabled() -> bool {
     DEBUG.load(Ordering::Relaxed)
 }
 
+static MARK_VIA_LIBSSL: AtomicBool = AtomicBool::new(false);
+
+/// `SSLSESS_MARK_VIA_LIBSSL` (set, to anything): sessions leaving a cache
+/// are marked non-resumable by libssl's own `SSL_CTX_remove_session`
+/// rather than by writing the flag it sets (see `session::NotResumableFlag`).
+pub fn mark_via_libssl() -> bool {
+    MARK_VIA_LIBSSL.load(Ordering::Relaxed)
+}
+
 fn read_environment() {
     let debug = std::env::var_os("SSLSESS_LOG").is_some_and(|v| v == "debug");
     DEBUG.store(debug, Ordering::Relaxed);
+    let via_libssl = std::env::var_os("SSLSESS_MARK_VIA_LIBSSL").is_some();
+    MARK_VIA_LIBSSL.store(via_libssl, Ordering::Relaxed);
 }
 
 extern "C" fn on_load() {

@@ -22,9 +22,10 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use openssl_sys::{SSL, SSL_CTX, SSL_SESSION};
 
 use crate::cache::{Added, FlushScope, SessionCache, SessionKey};
+use crate::config::{self, trace};
 use crate::errors::Error;
 use crate::libssl::{self, GetSessionCb, real};
-use crate::session::{self, SessionOffer, SessionRef};
+use crate::session::{self, NotResumableFlag, SessionOffer, SessionRef};
 use crate::sync::{self, Lock, SharedLock};
 
 /// The state libsslsess keeps for one `SSL_CTX`.
@@ -423,6 +424,10 @@ fn release_session(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Resu
         session::report_removed(ctx, session);
     })?;
     if !libssl::binds_internally() {
+        if learned_flag().is_some_and(|flag| flag.set(session)) {
+            session::report_removed(ctx, session);
+            return Ok(false);
+        }
         if let Some(marker) = marker() {
             // SAFETY: live marker context and session; the marker's cache is
             // always empty, so this only marks the session (libssl itself
@@ -438,6 +443,39 @@ fn release_session(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Resu
     }
     // SAFETY: live ctx and session.
     Ok(unsafe { remove(ctx.as_ptr(), session.as_ptr()) } == 1)
+}
+
+/// libssl's not-resumable flag, learned on first use from libssl's own
+/// `SSL_CTX_remove_session` on a marker context (see
+/// `NotResumableFlag::learn`); `None` when that fails or when
+/// `SSLSESS_MARK_VIA_LIBSSL` is set: the marker call is then made for every
+/// session. Learning leaves OpenSSL's error queue as it found it.
+fn learned_flag() -> Option<&'static NotResumableFlag> {
+    static FLAG: OnceLock<Option<NotResumableFlag>> = OnceLock::new();
+    sync::get_or_init(&FLAG, || {
+        let flag = if config::mark_via_libssl() {
+            None
+        } else {
+            learn_flag()
+        };
+        trace!("not-resumable flag: {flag:?} (None: marked by libssl's remove)");
+        flag
+    })
+    .as_ref()
+}
+
+fn learn_flag() -> Option<NotResumableFlag> {
+    let remove = real::SSL_CTX_remove_session().ok()?;
+    let marker = marker()?;
+    // SAFETY: the marks bracket the probes' errors, if any.
+    unsafe { libssl::ERR_set_mark() };
+    // SAFETY: live marker context, which caches nothing; the probes are live
+    // sessions.
+    let flag = NotResumableFlag::learn(|s| unsafe {
+        remove(marker.as_ptr(), s.as_ptr());
+    });
+    unsafe { libssl::ERR_pop_to_mark() };
+    flag
 }
 
 /// Marker contexts: `SSL_CTX`s that never cache anything, used only to have

@@ -45,6 +45,12 @@ unsafe extern "C" {
     ) -> *mut c_void;
     pub fn SSL_CTX_sess_get_remove_cb(ctx: *mut SSL_CTX) -> Option<RemoveSessionCb>;
     pub fn SSL_SESSION_is_resumable(s: *const SSL_SESSION) -> c_int;
+    pub fn SSL_SESSION_new() -> *mut SSL_SESSION;
+    pub fn SSL_SESSION_set1_id(
+        s: *mut SSL_SESSION,
+        id: *const c_uchar,
+        len: std::ffi::c_uint,
+    ) -> c_int;
     pub fn ERR_peek_error() -> std::ffi::c_ulong;
     pub fn ERR_set_mark() -> c_int;
     pub fn ERR_pop_to_mark() -> c_int;

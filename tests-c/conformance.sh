@@ -7,14 +7,17 @@
 #      (a) linked, (b) LD_PRELOADed into the plain binary, (c) plain against
 #      libssl alone (the reference: reports where libssl 3.0 differs from the
 #      pages, must pass its CHECKs), (d) linked and (e) preloaded under
-#      valgrind memcheck (zero errors, zero definite leaks);
+#      valgrind memcheck (zero errors, zero definite leaks), and (f)
+#      preloaded with SSLSESS_MARK_VIA_LIBSSL=1 (libssl marks sessions);
 #   3. tests-c/synonyms.c (only "sslsess.h") built linked and run;
 #   4. `make install` into build/prefix, then a program built with
 #      `pkg-config --cflags --libs sslsess` runs against the installed copy;
 #   5. inertness: preloaded into programs that never touch TLS, libsslsess
 #      changes no output and prints nothing;
 #   6. tracing: SSLSESS_LOG=debug traces the calls and their results to
-#      stderr; without it stderr stays empty.
+#      stderr, and whether libssl's not-resumable flag was learned (or
+#      SSLSESS_MARK_VIA_LIBSSL leaves marking to libssl); without it stderr
+#      stays empty.
 # Ends with "conformance-suite: N passed, N failed" (one count per step).
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -165,6 +168,9 @@ if command -v valgrind >/dev/null; then
 else
     fail "valgrind runs: valgrind is not installed (apt-get install valgrind)"
 fi
+echo "(f) preloaded, SSLSESS_MARK_VIA_LIBSSL=1: sessions marked non-resumable by libssl's remove"
+run_suite "conformance-preload-mark-via-libssl" libsslsess "$built_plain" 120 \
+    env LD_PRELOAD="$SSLSESS_LIB" SSLSESS_MARK_VIA_LIBSSL=1 "$PLAIN"
 
 # ---------------------------------------------------------------------------
 banner "3. synonyms.c: SSL_add_session / SSL_remove_session from sslsess.h alone"
@@ -312,6 +318,23 @@ trace() {
 }
 trace linked "$LINKED" "$LINKED" --trace-case
 trace preload "$PLAIN" env LD_PRELOAD="$SSLSESS_LIB" "$PLAIN" --trace-case
+
+# The remove marks the session non-resumable: by writing libssl's flag,
+# learned from libssl's own remove, unless told to leave that to libssl.
+flag_trace() {
+    local name=$1 want=$2; shift 2
+    local err="$OUT/trace-flag-$name.err"
+    env SSLSESS_LOG=debug "$@" "$LINKED" --trace-case >/dev/null 2>"$err"
+    local rc=$?
+    if [ "$rc" -eq 0 ] && grep -q "not-resumable flag: $want" "$err"; then
+        pass "trace ($name): $(grep -m1 'not-resumable flag' "$err" | sed 's/^libsslsess: //')"
+    else
+        fail "trace ($name): exit code $rc, no 'not-resumable flag: $want' line"
+        tail_of "$err"
+    fi
+}
+flag_trace learned "Some(NotResumableFlag { after_id: [0-9]* })"
+flag_trace mark-via-libssl "None" env SSLSESS_MARK_VIA_LIBSSL=1
 
 # A server's stderr can be a pipe whose reader is gone (SIGPIPE ignored, as
 # servers do): tracing must then fail quietly, not abort the program.
