@@ -14,11 +14,12 @@
  *                                       memory BIOs (TLS 1.2 session id or
  *                                       TLS 1.3 stateful tickets)
  *   cachebench mem [N]                  resident bytes per cached session
- *   cachebench cg-ops N                 N adds + N removes inside
+ *   cachebench cg-ops N [OTHERS]        N adds + N removes inside
  *                                       cg_region_ops (for callgrind
- *                                       --toggle-collect)
- *   cachebench cg-churn N               N adds into a full cache of 1000
- *                                       (one eviction each) inside
+ *                                       --toggle-collect), with OTHERS (0)
+ *                                       sessions cached throughout
+ *   cachebench cg-churn N [SIZE]        N adds into a full cache of SIZE
+ *                                       (1000), one eviction each, inside
  *                                       cg_region_churn
  *   cachebench cg-hs 12|13 N            N resumed handshakes inside
  *                                       cg_region_hs
@@ -527,42 +528,52 @@ __attribute__((noinline)) int cg_region_hs(SSL_CTX *sctx, SSL_CTX *cctx, SSL_SES
     return resumed;
 }
 
-static int cmd_cg_ops(int n)
+/* N adds then N removes, with OTHERS sessions cached throughout (added
+ * before the counted region): the counts per operation at 0 and at 100,000
+ * others show whether an operation's cost grows with the cache. */
+static int cmd_cg_ops(int n, int others)
 {
-    SSL_SESSION **s = make_sessions(n, TLS1_2_VERSION);
+    SSL_SESSION **s = make_sessions(n + others, TLS1_2_VERSION);
     /* What the first add and remove set up once per process is not a
      * per-operation cost: done before the counted region. */
     SSL_CTX *ctx = cache_ctx(0);
     SSL_CTX_add_session(ctx, s[0]);
     SSL_CTX_remove_session(ctx, s[0]);
     SSL_CTX_free(ctx);
-    ctx = cache_ctx(2L * n);
+    ctx = cache_ctx(2L * (n + others));
     long sum = 0;
+    for (int i = 0; i < others; i++)
+        sum += SSL_CTX_add_session(ctx, s[n + i]);
+    expect(sum, others, "cg-ops: others added");
+    sum = 0;
     cg_region_ops(ctx, s, n, &sum);
     expect(sum, 2L * n, "cg-ops: adds + removes");
+    expect(SSL_CTX_sess_number(ctx), others, "cg-ops: others still cached");
     SSL_CTX_free(ctx);
-    free_sessions(s, n);
+    free_sessions(s, n + others);
     return 0;
 }
 
-/* N adds into a cache of 1000 (already full): an eviction per add. */
-static int cmd_cg_churn(int n)
+/* N adds into a cache of SIZE (already full): an eviction per add. */
+static int cmd_cg_churn(int n, int size)
 {
-    SSL_SESSION **s = make_sessions(n + 1000, TLS1_2_VERSION);
+    if (size < 1)
+        die("cg-churn: bad cache size");
+    SSL_SESSION **s = make_sessions(n + size, TLS1_2_VERSION);
     SSL_CTX *ctx = cache_ctx(0); /* one-time set-up out of the count */
     SSL_CTX_add_session(ctx, s[0]);
     SSL_CTX_remove_session(ctx, s[0]);
     SSL_CTX_free(ctx);
-    ctx = cache_ctx(1000);
+    ctx = cache_ctx(size);
     long sum = 0;
-    for (int i = 0; i < 1000; i++)
+    for (int i = 0; i < size; i++)
         sum += SSL_CTX_add_session(ctx, s[i]);
-    cg_region_churn(ctx, s + 1000, n, &sum);
-    expect(sum, 1000L + n, "cg-churn: adds");
+    cg_region_churn(ctx, s + size, n, &sum);
+    expect(sum, (long)size + n, "cg-churn: adds");
     if (SSL_CTX_sess_cache_full(ctx) < n - 1)
         die("cg-churn: no eviction on every add");
     SSL_CTX_free(ctx);
-    free_sessions(s, n + 1000);
+    free_sessions(s, n + size);
     return 0;
 }
 
@@ -633,14 +644,14 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "mem") == 0)
         return cmd_mem(arg(argc, argv, 2, 100000));
     if (strcmp(cmd, "cg-ops") == 0)
-        return cmd_cg_ops(arg(argc, argv, 2, 10000));
+        return cmd_cg_ops(arg(argc, argv, 2, 10000), arg(argc, argv, 3, 0));
     if (strcmp(cmd, "cg-churn") == 0)
-        return cmd_cg_churn(arg(argc, argv, 2, 10000));
+        return cmd_cg_churn(arg(argc, argv, 2, 10000), arg(argc, argv, 3, 1000));
     if (strcmp(cmd, "clock") == 0)
         return cmd_clock(arg(argc, argv, 2, 10000000));
     if (strcmp(cmd, "cg-hs") == 0)
         return cmd_cg_hs(arg(argc, argv, 2, 12), arg(argc, argv, 3, 200));
     fprintf(stderr, "usage: cachebench ops|churn THREADS [N] | hs 12|13 SESSIONS THREADS HANDSHAKES"
-                    " | mem [N] | clock [N] | cg-ops N | cg-churn N | cg-hs 12|13 N\n");
+                    " | mem [N] | clock [N] | cg-ops N [OTHERS] | cg-churn N [SIZE] | cg-hs 12|13 N\n");
     return 2;
 }

@@ -126,6 +126,8 @@ callgrind() {
 for lib in plain sslsess; do
     callgrind "$lib" cg-ops cg-ops 10000
     callgrind "$lib" cg-churn cg-churn 10000
+    callgrind "$lib" cg-ops-100k cg-ops 10000 100000
+    callgrind "$lib" cg-churn-100k cg-churn 10000 100000
     callgrind "$lib" cg-hs12 cg-hs 12 200
     callgrind "$lib" cg-hs13 cg-hs 13 200
 done
@@ -207,6 +209,8 @@ lines.append(f"{'PASS' if ok else 'FAIL'}  memory per cached session: plain {p:.
 
 cg = [("cg-ops", "callgrind: instructions per add or remove (10k adds + 10k removes)", 20000),
       ("cg-churn", "callgrind: instructions per add that evicts (10k, cache of 1000)", 10000),
+      ("cg-ops-100k", "callgrind: instructions per add or remove, 100k other sessions cached", 20000),
+      ("cg-churn-100k", "callgrind: instructions per add that evicts (10k, cache of 100,000)", 10000),
       ("cg-hs12", "callgrind: instructions per resumed TLS 1.2 handshake (200)", 200),
       ("cg-hs13", "callgrind: instructions per resumed TLS 1.3 handshake (200)", 200)]
 for key, label, per in cg:
