@@ -15,7 +15,7 @@ pub fn debug_enabled() -> bool {
 
 static MARK_VIA_LIBSSL: AtomicBool = AtomicBool::new(false);
 
-/// `SSLSESS_MARK_VIA_LIBSSL` (set, to anything): sessions leaving a cache
+/// `SSLSESS_MARK_VIA_LIBSSL` (set, to anything but empty or `0`): sessions leaving a cache
 /// are marked non-resumable by libssl's own `SSL_CTX_remove_session`
 /// rather than by writing the flag it sets (see `session::NotResumableFlag`).
 pub fn mark_via_libssl() -> bool {
@@ -25,7 +25,8 @@ pub fn mark_via_libssl() -> bool {
 fn read_environment() {
     let debug = std::env::var_os("SSLSESS_LOG").is_some_and(|v| v == "debug");
     DEBUG.store(debug, Ordering::Relaxed);
-    let via_libssl = std::env::var_os("SSLSESS_MARK_VIA_LIBSSL").is_some();
+    let via_libssl =
+        std::env::var_os("SSLSESS_MARK_VIA_LIBSSL").is_some_and(|v| !v.is_empty() && v != "0");
     MARK_VIA_LIBSSL.store(via_libssl, Ordering::Relaxed);
 }
 

@@ -406,15 +406,17 @@ fn take_served_mark(
 ///
 /// libssl has no setter for the flag: its own `SSL_CTX_remove_session` sets
 /// it on the session given (and then calls that context's remove callback,
-/// after releasing its lock). libssl's own cache in `ctx` is empty, so that
-/// call is made on a marker context (see [`marker`]) instead of `ctx`: it
-/// takes the marker's lock rather than `ctx`'s, which every thread removing
-/// from `ctx` would otherwise take in turn; the remove callback is then
-/// `ctx`'s, called here. Under `-Bsymbolic`, libssl's cache in `ctx` holds
-/// what libssl stored itself, which must go too, so the call is made on
-/// `ctx`. libssl skips a session with an empty id (neither marking nor
-/// reporting it): such a session is non-resumable anyway unless it carries a
-/// ticket, and is reported here all the same.
+/// after releasing its lock). Where the flag is was learned from that call
+/// (see [`learned_flag`]), so it is written here. Otherwise libssl's call
+/// is made: libssl's own cache in `ctx` is empty, so on a marker context
+/// (see [`marker`]) instead of `ctx`, which takes the marker's lock rather
+/// than `ctx`'s, which every thread removing from `ctx` would otherwise take
+/// in turn; the remove callback is then `ctx`'s, called here. Under
+/// `-Bsymbolic`, libssl's cache in `ctx` holds what libssl stored itself,
+/// which must go too, so the call is made on `ctx`. libssl skips a session
+/// with an empty id (neither marking nor reporting it): such a session is
+/// non-resumable anyway unless it carries a ticket, and is reported here
+/// all the same.
 ///
 /// Returns whether libssl's own cache held a session with that key. When
 /// libssl lacks `SSL_CTX_remove_session`, the session cannot be marked, but
@@ -424,7 +426,8 @@ fn release_session(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Resu
         session::report_removed(ctx, session);
     })?;
     if !libssl::binds_internally() {
-        if learned_flag().is_some_and(|flag| flag.set(session)) {
+        if let Some(flag) = learned_flag() {
+            flag.set(session);
             session::report_removed(ctx, session);
             return Ok(false);
         }
@@ -447,12 +450,24 @@ fn release_session(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Resu
 
 /// libssl's not-resumable flag, learned on first use from libssl's own
 /// `SSL_CTX_remove_session` on a marker context (see
-/// `NotResumableFlag::learn`); `None` when that fails or when
-/// `SSLSESS_MARK_VIA_LIBSSL` is set: the marker call is then made for every
-/// session. Learning leaves OpenSSL's error queue as it found it.
+/// `NotResumableFlag::learn`); `None` when that failed (for the life of the
+/// process) or when `SSLSESS_MARK_VIA_LIBSSL` is set: the marker call is then
+/// made for every session. Learning leaves OpenSSL's error queue as it found
+/// it. The probes it makes run the application's `SSL_SESSION` ex_data
+/// callbacks; one that calls back into a remove meanwhile gets `None` (the
+/// marker call) rather than waiting for the learning it is part of.
 fn learned_flag() -> Option<&'static NotResumableFlag> {
     static FLAG: OnceLock<Option<NotResumableFlag>> = OnceLock::new();
-    sync::get_or_init(&FLAG, || {
+    thread_local! {
+        static LEARNING: Cell<bool> = const { Cell::new(false) };
+    }
+    if let Some(flag) = FLAG.get() {
+        return flag.as_ref();
+    }
+    if LEARNING.try_with(|l| l.replace(true)).unwrap_or(true) {
+        return None;
+    }
+    let flag = sync::get_or_init(&FLAG, || {
         let flag = if config::mark_via_libssl() {
             None
         } else {
@@ -460,20 +475,22 @@ fn learned_flag() -> Option<&'static NotResumableFlag> {
         };
         trace!("not-resumable flag: {flag:?} (None: marked by libssl's remove)");
         flag
-    })
-    .as_ref()
+    });
+    let _ = LEARNING.try_with(|l| l.set(false));
+    flag.as_ref()
 }
 
 fn learn_flag() -> Option<NotResumableFlag> {
     let remove = real::SSL_CTX_remove_session().ok()?;
     let marker = marker()?;
-    // SAFETY: the marks bracket the probes' errors, if any.
+    // SAFETY: the mark brackets the probes' errors, if any.
     unsafe { libssl::ERR_set_mark() };
     // SAFETY: live marker context, which caches nothing; the probes are live
     // sessions.
     let flag = NotResumableFlag::learn(|s| unsafe {
         remove(marker.as_ptr(), s.as_ptr());
     });
+    // SAFETY: pops to the mark set above, dropping only the probes' errors.
     unsafe { libssl::ERR_pop_to_mark() };
     flag
 }

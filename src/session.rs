@@ -2,7 +2,7 @@
 //! the cache needs to know of a session (its key and its expiry).
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering, fence};
 
 use openssl_sys::{SSL_CTX, SSL_SESSION};
 
@@ -186,12 +186,14 @@ pub fn prefetch_release(session: NonNull<SSL_SESSION>) {
 /// every session that leaves its cache and which `SSL_SESSION_is_resumable`
 /// reads. libssl 3.0 has no setter for it other than its own
 /// `SSL_CTX_remove_session`; writing it here instead saves a locked call
-/// into libssl per evicted session. It is not assumed from a layout but
-/// learned (see [`NotResumableFlag::learn`]) by watching that call set it.
+/// into libssl per evicted session. Its place is not assumed from a layout
+/// but learned (see [`NotResumableFlag::learn`]) by watching that call set
+/// it.
 #[derive(Debug, Clone, Copy)]
 pub struct NotResumableFlag {
-    /// Bytes from the session id (`SSL_SESSION_get_id`) to the flag, an
-    /// `int`; the id is the anchor because libssl gives its address.
+    /// Bytes from the session id (`SSL_SESSION_get_id`) to the flag's byte
+    /// that libssl's call turns from 0 to 1; the id is the anchor because
+    /// libssl gives its address.
     after_id: usize,
 }
 
@@ -204,12 +206,18 @@ const FLAG_WINDOW: usize = 128;
 impl NotResumableFlag {
     /// Learns where the flag is: `libssl_marks` must be libssl's own way of
     /// setting it (its `SSL_CTX_remove_session` on a context that caches
-    /// nothing). A probe session is marked that way; exactly one `int` of
+    /// nothing). A probe session is marked that way; exactly one byte of
     /// [`FLAG_WINDOW`] must change, from 0 to 1, and the probe must have
     /// become non-resumable. A second probe must then become non-resumable
-    /// by that write alone, and libssl's call must find nothing more to
-    /// change on it. Anything else (another layout, a libssl that does more)
-    /// gives `None`, and libssl keeps being called.
+    /// by writing that byte alone, and libssl's call must change nothing
+    /// more in the window. Anything else (another layout, a libssl that does
+    /// more) gives `None`, and libssl keeps being called.
+    ///
+    /// The flag is an `int` in every libssl 3.x; a byte of 1 sets an `int`
+    /// that is 0 or 1 (its low byte on either byte order, which is the byte
+    /// that changes). A one-bit field whose neighbours are 0 on a fresh
+    /// session would pass too, and the byte write would clear them: that is
+    /// the layout this relies on libssl not to have.
     pub fn learn(libssl_marks: impl Fn(NonNull<SSL_SESSION>)) -> Option<Self> {
         let first = Probe::new()?;
         let before = first.window()?;
@@ -217,10 +225,11 @@ impl NotResumableFlag {
         if first.is_resumable() {
             return None;
         }
-        let after_id = ID_BUFFER + single_flag_word(&before, &first.window()?)?;
+        let after_id = ID_BUFFER + single_flag_byte(&before, &first.window()?)?;
         let flag = NotResumableFlag { after_id };
         let second = Probe::new()?;
-        if !flag.set(second.session()) || second.is_resumable() {
+        flag.set(second.session());
+        if second.is_resumable() {
             return None;
         }
         let set = second.window()?;
@@ -229,54 +238,49 @@ impl NotResumableFlag {
     }
 
     /// Sets the flag of `session`, as libssl's remove does: not for a
-    /// session with an empty id, which libssl leaves alone. False (nothing
-    /// written) if the flag's address is not aligned for an `int`, which
-    /// libssl's never is.
+    /// session with an empty id, which libssl leaves alone.
     ///
-    /// libssl writes the flag under a context's lock but reads it under
-    /// none; a relaxed store is the same plain store, and it is ordered
-    /// before the caller's release of its reference.
-    pub fn set(&self, session: NonNull<SSL_SESSION>) -> bool {
+    /// libssl writes the flag under a context's lock, whose release orders
+    /// the write before the writer's later `SSL_SESSION_free` (a relaxed
+    /// decrement in 3.0, with an acquire fence when it frees); the release
+    /// fence here does the same for the caller's release of its reference.
+    /// Readers (`SSL_SESSION_is_resumable`) take no lock, as with libssl.
+    pub fn set(&self, session: NonNull<SSL_SESSION>) {
         let mut len: std::ffi::c_uint = 0;
         // SAFETY: live session; the id is at a fixed place inside it.
         let id = unsafe { openssl_sys::SSL_SESSION_get_id(session.as_ptr(), &mut len) };
         if len == 0 {
-            return true;
+            return;
         }
-        let flag = id.wrapping_add(self.after_id) as *mut i32;
-        if !flag.is_aligned() {
-            return false;
-        }
-        // SAFETY: learned to be the session's flag, an aligned int inside
-        // the live session; libssl accesses it as a plain int.
-        unsafe { AtomicI32::from_ptr(flag) }.store(1, Ordering::Relaxed);
-        true
+        let flag = id.wrapping_add(self.after_id) as *mut u8;
+        // SAFETY: learned to be a byte of the session's flag, inside the
+        // live session.
+        unsafe { AtomicU8::from_ptr(flag) }.store(1, Ordering::Relaxed);
+        fence(Ordering::Release);
     }
 }
 
-/// The offset in `before`/`after` of the one aligned `int` that went from 0
-/// to 1, if every other byte is unchanged.
-pub fn single_flag_word(before: &[u8], after: &[u8]) -> Option<usize> {
-    const INT: usize = std::mem::size_of::<i32>();
-    if before.len() != after.len() || before.len() % INT != 0 {
+/// The offset in `before`/`after` of the one byte that went from 0 to 1, if
+/// every other byte is unchanged.
+fn single_flag_byte(before: &[u8], after: &[u8]) -> Option<usize> {
+    if before.len() != after.len() {
         return None;
     }
-    let word = |b: &[u8], at: usize| i32::from_ne_bytes(b[at..at + INT].try_into().unwrap());
-    let mut changed = (0..before.len())
-        .step_by(INT)
-        .filter(|&at| before[at..at + INT] != after[at..at + INT]);
+    let mut changed = (0..before.len()).filter(|&at| before[at] != after[at]);
     let at = changed.next()?;
-    (changed.next().is_none() && word(before, at) == 0 && word(after, at) == 1).then_some(at)
+    (changed.next().is_none() && before[at] == 0 && after[at] == 1).then_some(at)
 }
 
 /// A fresh session with a full-length id, resumable, that only learning
-/// sees.
+/// sees. (Making and freeing it runs the application's `SSL_SESSION`
+/// ex_data callbacks, as for any session.)
 struct Probe(SessionRef);
 
 impl Probe {
     fn new() -> Option<Self> {
-        // SAFETY: plain constructor; its reference becomes the probe's.
+        // SAFETY: plain constructor.
         let session = NonNull::new(unsafe { libssl::SSL_SESSION_new() })?;
+        // SAFETY: the constructor's reference, which nothing else owns.
         let probe = Probe(unsafe { SessionRef::adopt(session) });
         let id = [0x5a_u8; ID_BUFFER];
         // SAFETY: live session; id has ID_BUFFER bytes.
@@ -294,69 +298,144 @@ impl Probe {
         unsafe { libssl::SSL_SESSION_is_resumable(self.session().as_ptr()) == 1 }
     }
 
-    /// The [`FLAG_WINDOW`] bytes after the id buffer (the id must be at
-    /// least as aligned as an int for learning to go on).
+    /// The [`FLAG_WINDOW`] bytes after the id buffer.
     fn window(&self) -> Option<[u8; FLAG_WINDOW]> {
-        // SAFETY: live session, that no other thread sees; the window lies
-        // inside the session (see FLAG_WINDOW).
-        unsafe {
-            let id = openssl_sys::SSL_SESSION_get_id(self.session().as_ptr(), std::ptr::null_mut());
-            let start = id.wrapping_add(ID_BUFFER);
-            if id.is_null() || !start.cast::<i32>().is_aligned() {
-                return None;
-            }
-            Some(std::ptr::read(start.cast::<[u8; FLAG_WINDOW]>()))
+        window_of(self.session())
+    }
+}
+
+/// The [`FLAG_WINDOW`] bytes after `session`'s id buffer, read while no
+/// other thread writes them.
+fn window_of(session: NonNull<SSL_SESSION>) -> Option<[u8; FLAG_WINDOW]> {
+    // SAFETY: live session; with a NULL length libssl only gives the id's
+    // address; the window lies inside the session (see FLAG_WINDOW).
+    unsafe {
+        let id = openssl_sys::SSL_SESSION_get_id(session.as_ptr(), std::ptr::null_mut());
+        if id.is_null() {
+            return None;
         }
+        Some(std::ptr::read_unaligned(
+            id.wrapping_add(ID_BUFFER).cast::<[u8; FLAG_WINDOW]>(),
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::single_flag_word;
+    use std::cell::Cell;
+    use std::ptr::NonNull;
 
-    fn window_with(at: usize, value: i32) -> Vec<u8> {
+    use openssl_sys::SSL_SESSION;
+
+    use super::{NotResumableFlag, Probe, single_flag_byte, window_of};
+    use crate::libssl::real;
+
+    fn window_with(at: usize, value: u8) -> Vec<u8> {
         let mut w = vec![0x11u8; 64];
-        w[at..at + 4].copy_from_slice(&value.to_ne_bytes());
+        w[at] = value;
         w
     }
 
     #[test]
-    fn finds_the_one_int_that_went_from_0_to_1() {
+    fn finds_the_one_byte_that_went_from_0_to_1() {
         assert_eq!(
-            single_flag_word(&window_with(56, 0), &window_with(56, 1)),
+            single_flag_byte(&window_with(56, 0), &window_with(56, 1)),
             Some(56)
         );
         assert_eq!(
-            single_flag_word(&window_with(0, 0), &window_with(0, 1)),
+            single_flag_byte(&window_with(0, 0), &window_with(0, 1)),
             Some(0)
         );
     }
 
     #[test]
-    fn refuses_anything_but_one_int_from_0_to_1() {
+    fn refuses_anything_but_one_byte_from_0_to_1() {
         let before = window_with(8, 0);
         // Nothing changed.
-        assert_eq!(single_flag_word(&before, &before), None);
+        assert_eq!(single_flag_byte(&before, &before), None);
         // 0 to 2, or 3 to 1.
-        assert_eq!(single_flag_word(&before, &window_with(8, 2)), None);
+        assert_eq!(single_flag_byte(&before, &window_with(8, 2)), None);
         assert_eq!(
-            single_flag_word(&window_with(8, 3), &window_with(8, 1)),
+            single_flag_byte(&window_with(8, 3), &window_with(8, 1)),
             None
         );
-        // A second word changed too.
+        // A second byte changed too.
         let mut after = window_with(8, 1);
         after[40] ^= 1;
-        assert_eq!(single_flag_word(&before, &after), None);
-        // A change across a word boundary is two words.
-        let mut after = before.clone();
-        after[7] = 0;
-        after[8] = 1;
-        assert_eq!(single_flag_word(&before, &after), None);
-        // Windows of different or unaligned lengths.
-        assert_eq!(single_flag_word(&before, &after[..60]), None);
-        assert_eq!(
-            single_flag_word(&before[..62], &window_with(8, 1)[..62]),
-            None
+        assert_eq!(single_flag_byte(&before, &after), None);
+        // Windows of different lengths.
+        assert_eq!(single_flag_byte(&before, &after[..60]), None);
+    }
+
+    /// libssl's own remove on a context of its own (made by libssl itself,
+    /// not through this library's exports).
+    fn libssl_remove() -> impl Fn(NonNull<SSL_SESSION>) {
+        let remove = real::SSL_CTX_remove_session().expect("libssl's SSL_CTX_remove_session");
+        let new = real::SSL_CTX_new().expect("libssl's SSL_CTX_new");
+        // SAFETY: plain constructor; the context is leaked, like a marker.
+        let ctx = unsafe { new(openssl_sys::TLS_method()) };
+        assert!(!ctx.is_null());
+        move |s| unsafe {
+            remove(ctx, s.as_ptr());
+        }
+    }
+
+    unsafe extern "C" {
+        fn SSL_SESSION_set1_id_context(
+            s: *mut SSL_SESSION,
+            ctx: *const u8,
+            len: std::ffi::c_uint,
+        ) -> std::ffi::c_int;
+    }
+
+    /// The id context is in the window; setting it is "libssl doing more".
+    fn set_id_context(s: NonNull<SSL_SESSION>) {
+        let ctx = b"more";
+        // SAFETY: live session; 4 bytes.
+        let ok = unsafe { SSL_SESSION_set1_id_context(s.as_ptr(), ctx.as_ptr(), ctx.len() as _) };
+        assert_eq!(ok, 1);
+    }
+
+    #[test]
+    fn learns_the_flag_and_writes_what_libssl_writes() {
+        let libssl_marks = libssl_remove();
+        let flag = NotResumableFlag::learn(&libssl_marks).expect("learned from this libssl");
+        // On fresh sessions, the flag write and libssl's remove leave the
+        // window the same: nothing next to the flag is touched.
+        let (ours, theirs) = (Probe::new().unwrap(), Probe::new().unwrap());
+        flag.set(ours.session());
+        libssl_marks(theirs.session());
+        assert!(!ours.is_resumable() && !theirs.is_resumable());
+        assert_eq!(window_of(ours.session()), window_of(theirs.session()));
+    }
+
+    #[test]
+    fn learns_nothing_from_a_call_that_does_more_or_less() {
+        let libssl_marks = libssl_remove();
+        // Marks nothing.
+        assert!(NotResumableFlag::learn(|_| {}).is_none());
+        // Changes the window but leaves the probe resumable.
+        assert!(NotResumableFlag::learn(set_id_context).is_none());
+        // Marks, and changes another field.
+        assert!(
+            NotResumableFlag::learn(|s| {
+                libssl_marks(s);
+                set_id_context(s);
+            })
+            .is_none()
         );
+        // Marks the first probe alone, then does more on the second.
+        let calls = Cell::new(0);
+        assert!(
+            NotResumableFlag::learn(|s| {
+                libssl_marks(s);
+                calls.set(calls.get() + 1);
+                if calls.get() == 2 {
+                    set_id_context(s);
+                }
+            })
+            .is_none()
+        );
+        assert_eq!(calls.get(), 2);
     }
 }

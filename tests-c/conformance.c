@@ -27,6 +27,8 @@
  *   conformance                  the whole suite
  *   conformance --trace-case     one add and one remove (for SSLSESS_LOG)
  *   conformance --trace-case-closed-stderr   the same, stderr a pipe nobody reads
+ *   conformance --reentrant-learning   a remove from an SSL_SESSION ex_data
+ *                                callback while libsslsess learns the flag
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -2125,6 +2127,48 @@ static int trace_case(void)
     return added == 1 && removed == 1 ? 0 : 1;
 }
 
+/* The first session that leaves a cache makes libsslsess learn where
+ * libssl keeps the not-resumable flag, on probe sessions whose creation
+ * runs the application's SSL_SESSION ex_data "new" callback. This one
+ * removes another session meanwhile: a remove inside the first one's
+ * learning, which must neither wait for that learning (a deadlock) nor
+ * fail. Run in a process of its own (learning happens once). */
+static SSL_CTX *inner_ctx;
+static SSL_SESSION *inner_session;
+static int inner_removed = -1;
+
+static void remove_inner_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                            void *argp)
+{
+    (void)parent, (void)ptr, (void)ad, (void)idx, (void)argl, (void)argp;
+    SSL_SESSION *s = inner_session;
+    if (s != NULL) {
+        inner_session = NULL;
+        inner_removed = SSL_CTX_remove_session(inner_ctx, s);
+    }
+}
+
+static int reentrant_learning_case(void)
+{
+    SSL_CTX *ctx = new_ctx();
+    SSL_SESSION *outer = mk("outer", 0xe1, 1), *inner = mk("inner", 0xe2, 1);
+    int added = SSL_CTX_add_session(ctx, outer) + SSL_CTX_add_session(ctx, inner);
+    if (SSL_SESSION_get_ex_new_index(0, NULL, remove_inner_cb, NULL, NULL) < 0)
+        return 2;
+    inner_ctx = ctx;
+    inner_session = inner;
+    int outer_removed = SSL_CTX_remove_session(ctx, outer);
+    printf("reentrant-learning: added=%d outer=%d inner=%d resumable=%d,%d reported=%d left=%ld\n",
+           added, outer_removed, inner_removed, SSL_SESSION_is_resumable(outer),
+           SSL_SESSION_is_resumable(inner), rm_count(), SSL_CTX_sess_number(ctx));
+    int ok = added == 2 && outer_removed == 1 && inner_removed == 1 && SSL_SESSION_is_resumable(outer) == 0
+             && SSL_SESSION_is_resumable(inner) == 0 && rm_count() == 2 && SSL_CTX_sess_number(ctx) == 0;
+    SSL_SESSION_free(outer);
+    SSL_SESSION_free(inner);
+    SSL_CTX_free(ctx);
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     trk_index = SSL_SESSION_get_ex_new_index(0, NULL, NULL, NULL, trk_free_cb);
@@ -2143,6 +2187,8 @@ int main(int argc, char **argv)
     }
     if (argc > 1 && strcmp(argv[1], "--trace-case") == 0)
         return trace_case();
+    if (argc > 1 && strcmp(argv[1], "--reentrant-learning") == 0)
+        return reentrant_learning_case();
     if (argc > 1 && strcmp(argv[1], "--trace-case-closed-stderr") == 0) {
         /* As a server whose stderr reader is gone: SIGPIPE ignored, every
          * write to stderr fails with EPIPE. */

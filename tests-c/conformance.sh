@@ -17,7 +17,8 @@
 #   6. tracing: SSLSESS_LOG=debug traces the calls and their results to
 #      stderr, and whether libssl's not-resumable flag was learned (or
 #      SSLSESS_MARK_VIA_LIBSSL leaves marking to libssl); without it stderr
-#      stays empty.
+#      stays empty. Also: a remove from an SSL_SESSION ex_data callback while
+#      the flag is being learned.
 # Ends with "conformance-suite: N passed, N failed" (one count per step).
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -335,6 +336,24 @@ flag_trace() {
 }
 flag_trace learned "Some(NotResumableFlag { after_id: [0-9]* })"
 flag_trace mark-via-libssl "None" env SSLSESS_MARK_VIA_LIBSSL=1
+
+# Learning makes probe sessions, which run the application's SSL_SESSION
+# ex_data callbacks; one that removes a session meanwhile must get it
+# removed and marked, not wait for the learning it is part of.
+reentrant() {
+    local name=$1; shift
+    local out="$OUT/reentrant-$name.out"
+    run_bounded 20 "$@" --reentrant-learning >"$out" 2>"$OUT/reentrant-$name.err"
+    local rc=$?
+    if [ "$rc" -eq 0 ]; then
+        pass "learning, $name: a remove from an SSL_SESSION ex_data callback meanwhile ($(cat "$out"))"
+    else
+        fail "learning, $name: exit code $rc (124: timed out, a deadlock): $(cat "$out")"
+        tail_of "$OUT/reentrant-$name.err"
+    fi
+}
+reentrant linked "$LINKED"
+reentrant preload env LD_PRELOAD="$SSLSESS_LIB" "$PLAIN"
 
 # A server's stderr can be a pipe whose reader is gone (SIGPIPE ignored, as
 # servers do): tracing must then fail quietly, not abort the program.
