@@ -17,7 +17,7 @@ use std::cell::Cell;
 use std::ffi::{c_int, c_long, c_uchar, c_void};
 use std::ptr::NonNull;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use openssl_sys::{SSL, SSL_CTX, SSL_SESSION};
 
@@ -66,6 +66,8 @@ static FREED_GENERATION: AtomicU64 = AtomicU64::new(0);
 pub fn exempt_atomics_from_race_checks() {
     sync::exempt_from_race_checks(&FREED_GENERATION);
     sync::exempt_from_race_checks(&NEXT_STRIPE);
+    sync::exempt_from_race_checks(&LEARNED_FLAG);
+    sync::exempt_from_race_checks(&LEARNING_CLAIMED);
 }
 
 /// What each thread remembers (one thread-local, so one TLS lookup).
@@ -453,32 +455,33 @@ fn release_session(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Resu
 /// `NotResumableFlag::learn`); `None` when that failed (for the life of the
 /// process) or when `SSLSESS_MARK_VIA_LIBSSL` is set: the marker call is then
 /// made for every session. Learning leaves OpenSSL's error queue as it found
-/// it. The probes it makes run the application's `SSL_SESSION` ex_data
-/// callbacks; one that calls back into a remove meanwhile gets `None` (the
-/// marker call) rather than waiting for the learning it is part of.
+/// it.
+///
+/// One thread learns; until it is done, every other call (another thread's,
+/// or its own from inside learning) gets `None` and the marker call rather
+/// than waiting: the probes run the application's `SSL_SESSION` ex_data
+/// callbacks, which may wait for the caller of a remove, or be one.
 fn learned_flag() -> Option<&'static NotResumableFlag> {
-    static FLAG: OnceLock<Option<NotResumableFlag>> = OnceLock::new();
-    thread_local! {
-        static LEARNING: Cell<bool> = const { Cell::new(false) };
-    }
-    if let Some(flag) = FLAG.get() {
+    if let Some(flag) = LEARNED_FLAG.get() {
         return flag.as_ref();
     }
-    if LEARNING.try_with(|l| l.replace(true)).unwrap_or(true) {
+    if LEARNING_CLAIMED.swap(true, Ordering::Acquire) {
         return None;
     }
-    let flag = sync::get_or_init(&FLAG, || {
-        let flag = if config::mark_via_libssl() {
-            None
-        } else {
-            learn_flag()
-        };
-        trace!("not-resumable flag: {flag:?} (None: marked by libssl's remove)");
-        flag
-    });
-    let _ = LEARNING.try_with(|l| l.set(false));
-    flag.as_ref()
+    let flag = if config::mark_via_libssl() {
+        None
+    } else {
+        learn_flag()
+    };
+    trace!("not-resumable flag: {flag:?} (None: marked by libssl's remove)");
+    sync::get_or_init(&LEARNED_FLAG, || flag).as_ref()
 }
+
+/// What [`learned_flag`] learned, once it is done.
+static LEARNED_FLAG: OnceLock<Option<NotResumableFlag>> = OnceLock::new();
+/// Taken by the one thread that learns (a thread that panics while learning
+/// leaves it taken, and the marker call in use).
+static LEARNING_CLAIMED: AtomicBool = AtomicBool::new(false);
 
 fn learn_flag() -> Option<NotResumableFlag> {
     let remove = real::SSL_CTX_remove_session().ok()?;

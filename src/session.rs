@@ -160,8 +160,9 @@ pub fn report_removed(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) {
 }
 
 /// Starts fetching what releasing `session` will touch: its id (read by
-/// libssl's remove) and the two lines after it, where libssl 3.0 keeps the
-/// flag that remove sets and the reference count (measured on 3.0.19: id at
+/// libssl's remove, or its length by the flag write) and the two lines
+/// after it, where libssl 3.0 keeps the not-resumable flag (see
+/// [`NotResumableFlag`]) and the reference count (measured on 3.0.19: id at
 /// offset 600, the flag 88 bytes after it, the count 120). Only a hint: a
 /// prefetch cannot fault, so another layout makes it useless, not wrong.
 pub fn prefetch_release(session: NonNull<SSL_SESSION>) {
@@ -254,7 +255,8 @@ impl NotResumableFlag {
         }
         let flag = id.wrapping_add(self.after_id) as *mut u8;
         // SAFETY: learned to be a byte of the session's flag, inside the
-        // live session.
+        // live session. libssl reads the flag as a plain int on other
+        // threads, without a lock: the same race as libssl's own write.
         unsafe { AtomicU8::from_ptr(flag) }.store(1, Ordering::Relaxed);
         fence(Ordering::Release);
     }
@@ -375,6 +377,7 @@ mod tests {
         // SAFETY: plain constructor; the context is leaked, like a marker.
         let ctx = unsafe { new(openssl_sys::TLS_method()) };
         assert!(!ctx.is_null());
+        // SAFETY: libssl's remove on its own live context, with a live session.
         move |s| unsafe {
             remove(ctx, s.as_ptr());
         }
@@ -388,10 +391,10 @@ mod tests {
         ) -> std::ffi::c_int;
     }
 
-    /// The id context is in the window; setting it is "libssl doing more".
-    fn set_id_context(s: NonNull<SSL_SESSION>) {
-        let ctx = b"more";
-        // SAFETY: live session; 4 bytes.
+    /// The id context (its length and bytes) is in the window; setting it
+    /// is "libssl doing more" or something else.
+    fn set_id_context(s: NonNull<SSL_SESSION>, ctx: &[u8]) {
+        // SAFETY: live session; ctx.len() bytes.
         let ok = unsafe { SSL_SESSION_set1_id_context(s.as_ptr(), ctx.as_ptr(), ctx.len() as _) };
         assert_eq!(ok, 1);
     }
@@ -400,13 +403,20 @@ mod tests {
     fn learns_the_flag_and_writes_what_libssl_writes() {
         let libssl_marks = libssl_remove();
         let flag = NotResumableFlag::learn(&libssl_marks).expect("learned from this libssl");
-        // On fresh sessions, the flag write and libssl's remove leave the
-        // window the same: nothing next to the flag is touched.
-        let (ours, theirs) = (Probe::new().unwrap(), Probe::new().unwrap());
-        flag.set(ours.session());
-        libssl_marks(theirs.session());
-        assert!(!ours.is_resumable() && !theirs.is_resumable());
-        assert_eq!(window_of(ours.session()), window_of(theirs.session()));
+        // On fresh sessions, the flag write and libssl's remove each change
+        // the same one byte of the window, and nothing next to it. (Each
+        // probe against itself: two probes' windows may differ, in the
+        // creation time they hold.)
+        let change = |mark: &dyn Fn(NonNull<SSL_SESSION>)| {
+            let probe = Probe::new().unwrap();
+            let before = window_of(probe.session()).unwrap();
+            mark(probe.session());
+            assert!(!probe.is_resumable());
+            single_flag_byte(&before, &window_of(probe.session()).unwrap())
+        };
+        let ours = change(&|s| flag.set(s));
+        assert!(ours.is_some());
+        assert_eq!(ours, change(&libssl_marks));
     }
 
     #[test]
@@ -415,12 +425,16 @@ mod tests {
         // Marks nothing.
         assert!(NotResumableFlag::learn(|_| {}).is_none());
         // Changes the window but leaves the probe resumable.
-        assert!(NotResumableFlag::learn(set_id_context).is_none());
+        assert!(NotResumableFlag::learn(|s| set_id_context(s, b"more")).is_none());
+        // Turns exactly one byte from 0 to 1 (the id context's length; its
+        // byte stays 0) and leaves the probe resumable: refused by either of
+        // learn's resumability checks (the test fails without both).
+        assert!(NotResumableFlag::learn(|s| set_id_context(s, b"\0")).is_none());
         // Marks, and changes another field.
         assert!(
             NotResumableFlag::learn(|s| {
                 libssl_marks(s);
-                set_id_context(s);
+                set_id_context(s, b"more");
             })
             .is_none()
         );
@@ -431,7 +445,7 @@ mod tests {
                 libssl_marks(s);
                 calls.set(calls.get() + 1);
                 if calls.get() == 2 {
-                    set_id_context(s);
+                    set_id_context(s, b"more");
                 }
             })
             .is_none()
