@@ -469,11 +469,20 @@ fn learned_flag() -> Option<&'static NotResumableFlag> {
         return None;
     }
     let flag = if config::mark_via_libssl() {
+        trace!(
+            "not-resumable flag: SSLSESS_MARK_VIA_LIBSSL is set, sessions are marked by libssl's remove"
+        );
         None
     } else {
-        learn_flag()
+        let flag = learn_flag();
+        match &flag {
+            Some(flag) => trace!("not-resumable flag: learned from libssl's remove, {flag}"),
+            None => {
+                trace!("not-resumable flag: not learned, sessions are marked by libssl's remove")
+            }
+        }
+        flag
     };
-    trace!("not-resumable flag: {flag:?} (None: marked by libssl's remove)");
     sync::get_or_init(&LEARNED_FLAG, || flag).as_ref()
 }
 

@@ -198,6 +198,12 @@ pub struct NotResumableFlag {
     after_id: usize,
 }
 
+impl std::fmt::Display for NotResumableFlag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes after the session id", self.after_id)
+    }
+}
+
 /// libssl's session id buffer (`SSL_MAX_SSL_SESSION_ID_LENGTH`).
 const ID_BUFFER: usize = 32;
 /// The bytes after the id buffer that learning compares: fields of the

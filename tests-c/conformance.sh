@@ -334,8 +334,8 @@ flag_trace() {
         tail_of "$err"
     fi
 }
-flag_trace learned "Some(NotResumableFlag { after_id: [0-9]* })"
-flag_trace mark-via-libssl "None" env SSLSESS_MARK_VIA_LIBSSL=1
+flag_trace learned "learned from libssl's remove, [0-9]* bytes after the session id"
+flag_trace mark-via-libssl "SSLSESS_MARK_VIA_LIBSSL is set" env SSLSESS_MARK_VIA_LIBSSL=1
 
 # Learning makes probe sessions, which run the application's SSL_SESSION
 # ex_data callbacks; one that removes a session meanwhile must get it

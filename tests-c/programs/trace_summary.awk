@@ -29,6 +29,15 @@ function note(fn, res) {
     return ""
 }
 
+# Not a call: which way sessions leaving a cache are marked non-resumable
+# (once per process that releases one), kept as it is.
+/^libsslsess: not-resumable flag: / {
+    key = substr($0, 13)
+    if (!(key in cnt)) { order[++norder] = key; notes[key] = "" }
+    cnt[key]++
+    next
+}
+
 /^libsslsess: / {
     line = substr($0, 13)
     fn = line; sub(/\(.*/, "", fn)
