@@ -23,7 +23,7 @@ use openssl_sys::{SSL, SSL_CTX, SSL_SESSION};
 
 use crate::cache::{Added, FlushScope, SessionCache, SessionKey};
 use crate::config::{self, trace};
-use crate::errors::Error;
+use crate::errors::{self, Error};
 use crate::libssl::{self, GetSessionCb, real};
 use crate::session::{self, NotResumableFlag, SessionOffer, SessionRef};
 use crate::sync::{self, Lock, SharedLock};
@@ -468,21 +468,17 @@ fn learned_flag() -> Option<&'static NotResumableFlag> {
     if LEARNING_CLAIMED.swap(true, Ordering::Acquire) {
         return None;
     }
-    let flag = if config::mark_via_libssl() {
-        trace!(
+    let via_libssl = config::mark_via_libssl();
+    let flag = if via_libssl { None } else { learn_flag() };
+    match (&flag, via_libssl) {
+        (Some(flag), _) => trace!("not-resumable flag: learned from libssl's remove, {flag}"),
+        (None, true) => trace!(
             "not-resumable flag: SSLSESS_MARK_VIA_LIBSSL is set, sessions are marked by libssl's remove"
-        );
-        None
-    } else {
-        let flag = learn_flag();
-        match &flag {
-            Some(flag) => trace!("not-resumable flag: learned from libssl's remove, {flag}"),
-            None => {
-                trace!("not-resumable flag: not learned, sessions are marked by libssl's remove")
-            }
+        ),
+        (None, false) => {
+            trace!("not-resumable flag: not learned, sessions are marked by libssl's remove")
         }
-        flag
-    };
+    }
     sync::get_or_init(&LEARNED_FLAG, || flag).as_ref()
 }
 
@@ -495,16 +491,13 @@ static LEARNING_CLAIMED: AtomicBool = AtomicBool::new(false);
 fn learn_flag() -> Option<NotResumableFlag> {
     let remove = real::SSL_CTX_remove_session().ok()?;
     let marker = marker()?;
-    // SAFETY: the mark brackets the probes' errors, if any.
-    unsafe { libssl::ERR_set_mark() };
-    // SAFETY: live marker context, which caches nothing; the probes are live
-    // sessions.
-    let flag = NotResumableFlag::learn(|s| unsafe {
-        remove(marker.as_ptr(), s.as_ptr());
-    });
-    // SAFETY: pops to the mark set above, dropping only the probes' errors.
-    unsafe { libssl::ERR_pop_to_mark() };
-    flag
+    errors::leaving_queue_as_found(|| {
+        // SAFETY: live marker context, which caches nothing; the probes are
+        // live sessions.
+        NotResumableFlag::learn(|s| unsafe {
+            remove(marker.as_ptr(), s.as_ptr());
+        })
+    })
 }
 
 /// Marker contexts: `SSL_CTX`s that never cache anything, used only to have
@@ -529,14 +522,10 @@ fn marker() -> Option<NonNull<SSL_CTX>> {
 /// A marker context, or 0 when none can be made (callers then fall back to
 /// the context itself). Leaves OpenSSL's error queue as it found it.
 fn new_marker() -> usize {
-    // SAFETY: plain constructors; a failure is NULL.
-    unsafe {
-        libssl::ERR_set_mark();
-        let ctx =
-            real::SSL_CTX_new().map_or(std::ptr::null_mut(), |new| new(openssl_sys::TLS_method()));
-        libssl::ERR_pop_to_mark();
-        ctx as usize
-    }
+    errors::leaving_queue_as_found(|| {
+        // SAFETY: plain constructors; a failure is NULL.
+        real::SSL_CTX_new().map_or(0, |new| unsafe { new(openssl_sys::TLS_method()) } as usize)
+    })
 }
 
 /// Releases sessions that left `ctx`'s cache by eviction, in order.

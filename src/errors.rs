@@ -59,6 +59,17 @@ impl Error {
     }
 }
 
+/// Runs `f`, then drops whatever it left on the calling thread's error
+/// queue: for work on libsslsess's own behalf (a marker context, learning),
+/// whose failures have a fallback and are not the application's errors.
+pub fn leaving_queue_as_found<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: no preconditions; the pop goes back to this very mark.
+    unsafe { crate::libssl::ERR_set_mark() };
+    let result = f();
+    unsafe { crate::libssl::ERR_pop_to_mark() };
+    result
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -51,6 +51,13 @@ unsafe extern "C" {
         id: *const c_uchar,
         len: std::ffi::c_uint,
     ) -> c_int;
+    /// Only the unit tests set an id context.
+    #[cfg(test)]
+    pub fn SSL_SESSION_set1_id_context(
+        s: *mut SSL_SESSION,
+        ctx: *const c_uchar,
+        len: std::ffi::c_uint,
+    ) -> c_int;
     pub fn ERR_peek_error() -> std::ffi::c_ulong;
     pub fn ERR_set_mark() -> c_int;
     pub fn ERR_pop_to_mark() -> c_int;

@@ -306,25 +306,20 @@ impl Probe {
         unsafe { libssl::SSL_SESSION_is_resumable(self.session().as_ptr()) == 1 }
     }
 
-    /// The [`FLAG_WINDOW`] bytes after the id buffer.
+    /// The [`FLAG_WINDOW`] bytes after the id buffer (no other thread sees
+    /// a probe, so none writes them meanwhile).
     fn window(&self) -> Option<[u8; FLAG_WINDOW]> {
-        window_of(self.session())
-    }
-}
-
-/// The [`FLAG_WINDOW`] bytes after `session`'s id buffer, read while no
-/// other thread writes them.
-fn window_of(session: NonNull<SSL_SESSION>) -> Option<[u8; FLAG_WINDOW]> {
-    // SAFETY: live session; with a NULL length libssl only gives the id's
-    // address; the window lies inside the session (see FLAG_WINDOW).
-    unsafe {
-        let id = openssl_sys::SSL_SESSION_get_id(session.as_ptr(), std::ptr::null_mut());
-        if id.is_null() {
-            return None;
+        // SAFETY: live session; with a NULL length libssl only gives the
+        // id's address; the window lies inside the session (see FLAG_WINDOW).
+        unsafe {
+            let id = openssl_sys::SSL_SESSION_get_id(self.session().as_ptr(), std::ptr::null_mut());
+            if id.is_null() {
+                return None;
+            }
+            Some(std::ptr::read_unaligned(
+                id.wrapping_add(ID_BUFFER).cast::<[u8; FLAG_WINDOW]>(),
+            ))
         }
-        Some(std::ptr::read_unaligned(
-            id.wrapping_add(ID_BUFFER).cast::<[u8; FLAG_WINDOW]>(),
-        ))
     }
 }
 
@@ -335,8 +330,8 @@ mod tests {
 
     use openssl_sys::SSL_SESSION;
 
-    use super::{NotResumableFlag, Probe, single_flag_byte, window_of};
-    use crate::libssl::real;
+    use super::{NotResumableFlag, Probe, single_flag_byte};
+    use crate::libssl::{self, real};
 
     fn window_with(at: usize, value: u8) -> Vec<u8> {
         let mut w = vec![0x11u8; 64];
@@ -389,19 +384,13 @@ mod tests {
         }
     }
 
-    unsafe extern "C" {
-        fn SSL_SESSION_set1_id_context(
-            s: *mut SSL_SESSION,
-            ctx: *const u8,
-            len: std::ffi::c_uint,
-        ) -> std::ffi::c_int;
-    }
-
     /// The id context (its length and bytes) is in the window; setting it
     /// is "libssl doing more" or something else.
     fn set_id_context(s: NonNull<SSL_SESSION>, ctx: &[u8]) {
         // SAFETY: live session; ctx.len() bytes.
-        let ok = unsafe { SSL_SESSION_set1_id_context(s.as_ptr(), ctx.as_ptr(), ctx.len() as _) };
+        let ok = unsafe {
+            libssl::SSL_SESSION_set1_id_context(s.as_ptr(), ctx.as_ptr(), ctx.len() as _)
+        };
         assert_eq!(ok, 1);
     }
 
@@ -415,10 +404,10 @@ mod tests {
         // creation time they hold.)
         let change = |mark: &dyn Fn(NonNull<SSL_SESSION>)| {
             let probe = Probe::new().unwrap();
-            let before = window_of(probe.session()).unwrap();
+            let before = probe.window().unwrap();
             mark(probe.session());
             assert!(!probe.is_resumable());
-            single_flag_byte(&before, &window_of(probe.session()).unwrap())
+            single_flag_byte(&before, &probe.window().unwrap())
         };
         let ours = change(&|s| flag.set(s));
         assert!(ours.is_some());
