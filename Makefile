@@ -23,6 +23,7 @@ export SSLSESS_LIBDIR := $(CURDIR)/$(OUT)
 export SSLSESS_LIB    := $(CURDIR)/$(LIB)
 export SSLSESS_BUILD  := $(CURDIR)/build
 export CC
+export CARGO
 
 .PHONY: all lib setup check unit conformance handshake programs nginx symbolic unresolved stress demo bench install clean
 

@@ -26,8 +26,8 @@
  *   cachebench clock [N]                nanoseconds per clock read (the
  *                                       monotonic clock, and rdtsc)
  *
- * Only the cache calls (or the handshakes) are timed: sessions, keys and
- * contexts are made before the clock starts. Threads work on disjoint
+ * Only the cache calls (or the handshakes, or the clock reads) are timed:
+ * sessions, keys and contexts are made before the clock starts. Threads work on disjoint
  * session sets of the same SSL_CTX and start together at a barrier; the
  * time is the wall time from the first thread's start to the last one's end,
  * except for a single thread, where it is the thread's CPU time (so that
@@ -241,14 +241,17 @@ static void expect(long got, long want, const char *what)
 
 /* --- ops ------------------------------------------------------------------ */
 
-/* Churn: a cache of 1000, every add past it evicts one. */
+/* The size of the churn row's cache (and cg-churn's by default). */
+#define CHURN_CACHE 1000
+
+/* Churn: a cache of CHURN_CACHE, every add past it evicts one. */
 static void churn(int threads, SSL_SESSION **s, int n)
 {
     long sum;
-    SSL_CTX *ctx = cache_ctx(1000);
+    SSL_CTX *ctx = cache_ctx(CHURN_CACHE);
     double t = run_op(threads, ctx, s, n, OP_CHURN, &sum);
     expect(sum, n, "churn: sessions added");
-    if (SSL_CTX_sess_number(ctx) > 1000 || SSL_CTX_sess_cache_full(ctx) < n - 1000)
+    if (SSL_CTX_sess_number(ctx) > CHURN_CACHE || SSL_CTX_sess_cache_full(ctx) < n - CHURN_CACHE)
         die("churn: the cache did not stay within its size");
     result("churn", n / t);
     SSL_CTX_free(ctx);
@@ -296,9 +299,8 @@ static int cmd_ops(int threads, int n)
     return 0;
 }
 
-/* The churn row alone (for profiling it), without the warm-up of 'ops':
- * its 2-thread ratios to plain libssl ran lower than the bench's (about
- * 1.2-1.3x against 1.4x). */
+/* The churn row alone (for profiling it), without the warm-up of 'ops'
+ * (its ratios to plain libssl can differ from the bench's row). */
 static int cmd_churn(int threads, int n)
 {
     SSL_SESSION **s = make_sessions(n, TLS1_2_VERSION);
@@ -533,6 +535,8 @@ __attribute__((noinline)) int cg_region_hs(SSL_CTX *sctx, SSL_CTX *cctx, SSL_SES
  * others show whether an operation's cost grows with the cache. */
 static int cmd_cg_ops(int n, int others)
 {
+    if (others < 0)
+        die("cg-ops: bad number of other sessions");
     SSL_SESSION **s = make_sessions(n + others, TLS1_2_VERSION);
     /* What the first add and remove set up once per process is not a
      * per-operation cost: done before the counted region. */
@@ -597,7 +601,6 @@ static int cmd_clock(int n)
         sink += __rdtsc();
     result("rdtsc_ns", (now_s() - t0) * 1e9 / n);
 #endif
-    (void)sink;
     return 0;
 }
 
@@ -646,7 +649,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "cg-ops") == 0)
         return cmd_cg_ops(arg(argc, argv, 2, 10000), arg(argc, argv, 3, 0));
     if (strcmp(cmd, "cg-churn") == 0)
-        return cmd_cg_churn(arg(argc, argv, 2, 10000), arg(argc, argv, 3, 1000));
+        return cmd_cg_churn(arg(argc, argv, 2, 10000), arg(argc, argv, 3, CHURN_CACHE));
     if (strcmp(cmd, "clock") == 0)
         return cmd_clock(arg(argc, argv, 2, 10000000));
     if (strcmp(cmd, "cg-hs") == 0)

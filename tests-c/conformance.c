@@ -1785,11 +1785,9 @@ static void test_import_after_consumed(void)
     get_cb_t lookup = libssl_get_get_cb ? libssl_get_get_cb(ctx) : NULL;
     CHECK(lookup != NULL, "libssl calls a get-session callback installed by libsslsess");
     if (lookup != NULL) {
-        SSL_SESSION *s = SSL_SESSION_new();
         unsigned char id[32];
         memset(id, 7, sizeof id);
-        SSL_SESSION_set1_id(s, id, sizeof id);
-        SSL_SESSION_set_protocol_version(s, SSL_version(b));
+        SSL_SESSION *s = new_session_with_id(id, sizeof id, SSL_version(b));
         SSL_SESSION_set_timeout(s, 300);
         CHECK(SSL_CTX_add_session(ctx, s) == 1, "import race: session cached");
         int copy = 1;

@@ -322,11 +322,9 @@ trace preload "$PLAIN" env LD_PRELOAD="$SSLSESS_LIB" "$PLAIN" --trace-case
 
 # The remove marks the session non-resumable: by writing libssl's flag,
 # learned from libssl's own remove, unless told to leave that to libssl.
-flag_trace() {
-    local name=$1 want=$2; shift 2
-    local err="$OUT/trace-flag-$name.err"
-    env SSLSESS_LOG=debug "$@" "$LINKED" --trace-case >/dev/null 2>"$err"
-    local rc=$?
+# flag_line NAME ERR RC WANT: a traced run (exit code RC, stderr ERR) says so.
+flag_line() {
+    local name=$1 err=$2 rc=$3 want=$4
     if [ "$rc" -eq 0 ] && grep -q "not-resumable flag: $want" "$err"; then
         pass "trace ($name): $(grep -m1 'not-resumable flag' "$err" | sed 's/^libsslsess: //')"
     else
@@ -334,15 +332,24 @@ flag_trace() {
         tail_of "$err"
     fi
 }
-flag_trace learned "learned from libssl's remove, [0-9]* bytes after the session id"
-flag_trace mark-via-libssl "SSLSESS_MARK_VIA_LIBSSL is set" env SSLSESS_MARK_VIA_LIBSSL=1
+# The linked trace above (its exit code is checked there).
+flag_line learned "$OUT/trace-linked.err" 0 \
+    "learned from libssl's remove, [0-9][0-9]* bytes after the session id"
+env SSLSESS_LOG=debug SSLSESS_MARK_VIA_LIBSSL=1 "$LINKED" --trace-case >/dev/null \
+    2>"$OUT/trace-mark-via-libssl.err"
+flag_line mark-via-libssl "$OUT/trace-mark-via-libssl.err" $? "SSLSESS_MARK_VIA_LIBSSL is set"
 
 # Learning makes probe sessions, which run the application's SSL_SESSION
 # ex_data callbacks; one that removes a session meanwhile must get it
 # removed and marked, not wait for the learning it is part of.
+# reentrant NAME BINARY CMD...: CMD runs BINARY --reentrant-learning.
 reentrant() {
-    local name=$1; shift
+    local name=$1 bin=$2; shift 2
     local out="$OUT/reentrant-$name.out"
+    if [ ! -x "$bin" ]; then
+        fail "learning, $name: binary not built"
+        return
+    fi
     run_bounded 20 "$@" --reentrant-learning >"$out" 2>"$OUT/reentrant-$name.err"
     local rc=$?
     if [ "$rc" -eq 0 ]; then
@@ -352,8 +359,8 @@ reentrant() {
         tail_of "$OUT/reentrant-$name.err"
     fi
 }
-reentrant linked "$LINKED"
-reentrant preload env LD_PRELOAD="$SSLSESS_LIB" "$PLAIN"
+reentrant linked "$LINKED" "$LINKED"
+reentrant preload "$PLAIN" env LD_PRELOAD="$SSLSESS_LIB" "$PLAIN"
 
 # A server's stderr can be a pipe whose reader is gone (SIGPIPE ignored, as
 # servers do): tracing must then fail quietly, not abort the program.

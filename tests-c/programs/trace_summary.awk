@@ -29,14 +29,15 @@ function note(fn, res) {
     return ""
 }
 
+# Counts one occurrence of `key`, remembered in order of first appearance.
+function count(key, explanation) {
+    if (!(key in cnt)) { order[++norder] = key; notes[key] = explanation }
+    cnt[key]++
+}
+
 # Not a call: which way sessions leaving a cache are marked non-resumable
 # (once per process that releases one), kept as it is.
-/^libsslsess: not-resumable flag: / {
-    key = substr($0, 13)
-    if (!(key in cnt)) { order[++norder] = key; notes[key] = "" }
-    cnt[key]++
-    next
-}
+/^libsslsess: not-resumable flag: / { count(substr($0, 13), ""); next }
 
 /^libsslsess: / {
     line = substr($0, 13)
@@ -64,9 +65,7 @@ function note(fn, res) {
         if (fn ~ /^SSL_CTX_new/) res = ctxname(res)
         else if (fn == "sslsess_get_session_cb") res = sessname(res)
     }
-    key = fn "(" out ") = " res
-    if (!(key in cnt)) { order[++norder] = key; notes[key] = note(fn, res) }
-    cnt[key]++
+    count(fn "(" out ") = " res, note(fn, res))
 }
 
 END {
