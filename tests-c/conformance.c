@@ -27,8 +27,9 @@
  *   conformance                  the whole suite
  *   conformance --trace-case     one add and one remove (for SSLSESS_LOG)
  *   conformance --trace-case-closed-stderr   the same, stderr a pipe nobody reads
- *   conformance --reentrant-learning   a remove from an SSL_SESSION ex_data
- *                                callback while libsslsess learns the flag
+ *   conformance --reentrant-learning   removes from an SSL_SESSION ex_data
+ *                                callback (its thread, and another thread it
+ *                                waits for) while libsslsess learns the flag
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -2128,41 +2129,63 @@ static int trace_case(void)
 /* The first session that leaves a cache makes libsslsess learn where
  * libssl keeps the not-resumable flag, on probe sessions whose creation
  * runs the application's SSL_SESSION ex_data "new" callback. This one
- * removes another session meanwhile: a remove inside the first one's
- * learning, which must neither wait for that learning (a deadlock) nor
- * fail. Run in a process of its own (learning happens once). */
+ * removes another session meanwhile, the first time from its own thread (a
+ * remove inside the first one's learning), the second time from a thread
+ * it starts and waits for: neither may wait for that learning (a deadlock)
+ * nor fail. Run in a process of its own (learning happens once). */
 static SSL_CTX *inner_ctx;
-static SSL_SESSION *inner_session;
-static int inner_removed = -1;
+static SSL_SESSION *inner_session[2];
+static int inner_removed[2] = {-1, -1};
+static int inner_calls;
+
+static void *remove_second_inner(void *arg)
+{
+    (void)arg;
+    inner_removed[1] = SSL_CTX_remove_session(inner_ctx, inner_session[1]);
+    return NULL;
+}
 
 static void remove_inner_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
                             void *argp)
 {
     (void)parent, (void)ptr, (void)ad, (void)idx, (void)argl, (void)argp;
-    SSL_SESSION *s = inner_session;
-    if (s != NULL) {
-        inner_session = NULL;
-        inner_removed = SSL_CTX_remove_session(inner_ctx, s);
+    if (inner_ctx == NULL)
+        return;
+    int call = inner_calls++;
+    if (call == 0) {
+        inner_removed[0] = SSL_CTX_remove_session(inner_ctx, inner_session[0]);
+    } else if (call == 1) {
+        pthread_t other;
+        if (pthread_create(&other, NULL, remove_second_inner, NULL) == 0)
+            pthread_join(other, NULL);
     }
 }
 
 static int reentrant_learning_case(void)
 {
     SSL_CTX *ctx = new_ctx();
-    SSL_SESSION *outer = mk("outer", 0xe1, 1), *inner = mk("inner", 0xe2, 1);
-    int added = SSL_CTX_add_session(ctx, outer) + SSL_CTX_add_session(ctx, inner);
+    SSL_SESSION *outer = mk("outer", 0xe1, 1);
+    SSL_SESSION *inner[2] = {mk("inner", 0xe2, 1), mk("inner", 0xe3, 1)};
+    int added = SSL_CTX_add_session(ctx, outer) + SSL_CTX_add_session(ctx, inner[0])
+                + SSL_CTX_add_session(ctx, inner[1]);
     if (SSL_SESSION_get_ex_new_index(0, NULL, remove_inner_cb, NULL, NULL) < 0)
         return 2;
+    inner_session[0] = inner[0];
+    inner_session[1] = inner[1];
     inner_ctx = ctx;
-    inner_session = inner;
     int outer_removed = SSL_CTX_remove_session(ctx, outer);
-    printf("reentrant-learning: added=%d outer=%d inner=%d resumable=%d,%d reported=%d left=%ld\n",
-           added, outer_removed, inner_removed, SSL_SESSION_is_resumable(outer),
-           SSL_SESSION_is_resumable(inner), rm_count(), SSL_CTX_sess_number(ctx));
-    int ok = added == 2 && outer_removed == 1 && inner_removed == 1 && SSL_SESSION_is_resumable(outer) == 0
-             && SSL_SESSION_is_resumable(inner) == 0 && rm_count() == 2 && SSL_CTX_sess_number(ctx) == 0;
+    inner_ctx = NULL;
+    printf("reentrant-learning: added=%d outer=%d inner=%d,%d resumable=%d,%d,%d reported=%d left=%ld\n",
+           added, outer_removed, inner_removed[0], inner_removed[1], SSL_SESSION_is_resumable(outer),
+           SSL_SESSION_is_resumable(inner[0]), SSL_SESSION_is_resumable(inner[1]), rm_count(),
+           SSL_CTX_sess_number(ctx));
+    int ok = added == 3 && outer_removed == 1 && inner_removed[0] == 1 && inner_removed[1] == 1
+             && SSL_SESSION_is_resumable(outer) == 0 && SSL_SESSION_is_resumable(inner[0]) == 0
+             && SSL_SESSION_is_resumable(inner[1]) == 0 && rm_count() == 3
+             && SSL_CTX_sess_number(ctx) == 0;
     SSL_SESSION_free(outer);
-    SSL_SESSION_free(inner);
+    SSL_SESSION_free(inner[0]);
+    SSL_SESSION_free(inner[1]);
     SSL_CTX_free(ctx);
     return ok ? 0 : 1;
 }

@@ -340,8 +340,9 @@ env SSLSESS_LOG=debug SSLSESS_MARK_VIA_LIBSSL=1 "$LINKED" --trace-case >/dev/nul
 flag_line mark-via-libssl "$OUT/trace-mark-via-libssl.err" $? "SSLSESS_MARK_VIA_LIBSSL is set"
 
 # Learning makes probe sessions, which run the application's SSL_SESSION
-# ex_data callbacks; one that removes a session meanwhile must get it
-# removed and marked, not wait for the learning it is part of.
+# ex_data callbacks; one that removes a session meanwhile, on its own thread
+# or from another it waits for, must get it removed and marked, not wait for
+# the learning (the second case: another thread arriving during learning).
 # reentrant NAME BINARY CMD...: CMD runs BINARY --reentrant-learning.
 reentrant() {
     local name=$1 bin=$2; shift 2
@@ -353,7 +354,7 @@ reentrant() {
     run_bounded 20 "$@" --reentrant-learning >"$out" 2>"$OUT/reentrant-$name.err"
     local rc=$?
     if [ "$rc" -eq 0 ]; then
-        pass "learning, $name: a remove from an SSL_SESSION ex_data callback meanwhile ($(cat "$out"))"
+        pass "learning, $name: removes from an SSL_SESSION ex_data callback meanwhile, same and other thread ($(cat "$out"))"
     else
         fail "learning, $name: exit code $rc (124: timed out, a deadlock): $(cat "$out")"
         tail_of "$OUT/reentrant-$name.err"
