@@ -6,8 +6,9 @@
 //! [`Expiry`] for eviction and flush.
 //!
 //! Layout: the cache is split into [`SHARDS`] shards chosen by key hash, each
-//! behind its own mutex, so threads working on different sessions never wait
-//! for each other. A shard keeps its entries in a chunked slab (no large
+//! behind its own lock (a [`SpinLock`]: what it guards is short work on
+//! memory, no waits, no callbacks), so threads working on different
+//! sessions never wait for each other. A shard keeps its entries in a chunked slab (no large
 //! reallocations, little slack), a hash index of slab slots, and an
 //! [`Order`] over `(expiry, stamp)` (a sorted run, where nearly every entry
 //! goes, and a binary min-heap for the rest); the stamp is a monotonic clock reading,
@@ -29,7 +30,7 @@
 //! `PartialEq`) and `Offer::into_handle`. Callers get every removed handle
 //! back and drop it after the lock is released.
 
-use crate::sync::{self, Lock, LockGuard};
+use crate::sync::{self, Lock, SpinLock, SpinLockGuard};
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU32, AtomicUsize, Ordering};
@@ -833,7 +834,7 @@ impl<S> Shard<S> {
 /// `len` reads without the lock.
 #[repr(align(64))]
 struct ShardCell<S> {
-    shard: Lock<Shard<S>>,
+    shard: SpinLock<Shard<S>>,
     /// `Shard::live`, stored under the lock.
     live: AtomicUsize,
 }
@@ -841,7 +842,7 @@ struct ShardCell<S> {
 impl<S> ShardCell<S> {
     fn new() -> Self {
         ShardCell {
-            shard: Lock::new(Shard::new()),
+            shard: SpinLock::new(Shard::new()),
             live: AtomicUsize::new(0),
         }
     }
@@ -860,7 +861,7 @@ impl<S> ShardCell<S> {
 ///
 /// Lock order: the eviction lock, then one shard lock.
 struct Frontier {
-    earliest: Lock<Bounds>,
+    earliest: SpinLock<Bounds>,
     dirty: Flags,
 }
 
@@ -945,7 +946,7 @@ impl Bounds {
 impl Frontier {
     fn new() -> Self {
         Frontier {
-            earliest: Lock::new(Bounds::new()),
+            earliest: SpinLock::new(Bounds::new()),
             dirty: Flags(AtomicU32::new(0)),
         }
     }
@@ -970,7 +971,7 @@ enum Pass<'a, S> {
     /// A bound was made exact; choose again.
     Again,
     /// The victim: its shard (still locked), the shard's index, its slot.
-    Victim(LockGuard<'a, Shard<S>>, usize, u32),
+    Victim(SpinLockGuard<'a, Shard<S>>, usize, u32),
 }
 
 /// The bounds as one eviction call uses them (eviction lock held). Once the
@@ -1087,8 +1088,10 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     pub(crate) fn exempt_atomics_from_race_checks(&self) {
         for cell in &self.shards {
             sync::exempt_from_race_checks(&cell.live);
+            cell.shard.exempt_from_race_checks();
         }
         sync::exempt_from_race_checks(&self.frontier.dirty);
+        self.frontier.earliest.exempt_from_race_checks();
         sync::exempt_from_race_checks(&self.counters);
         sync::exempt_from_race_checks(&self.flushes);
     }
@@ -1111,7 +1114,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         self.frontier.earliest.lock().evicted
     }
 
-    fn lock(&self, shard: usize) -> LockGuard<'_, Shard<S>> {
+    fn lock(&self, shard: usize) -> SpinLockGuard<'_, Shard<S>> {
         self.shards[shard].shard.lock()
     }
 
