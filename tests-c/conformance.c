@@ -30,6 +30,9 @@
  *   conformance --reentrant-learning   removes from an SSL_SESSION ex_data
  *                                callback (its thread, and another thread it
  *                                waits for) while libsslsess learns the flag
+ *   conformance --count-probes   the sessions an SSL_SESSION ex_data callback
+ *                                sees made and freed besides the program's
+ *                                own, around one add and one remove
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -2190,6 +2193,45 @@ static int reentrant_learning_case(void)
     return ok ? 0 : 1;
 }
 
+/* The SSL_SESSION ex_data callbacks see every session made and freed,
+ * libsslsess's probes included (README, compatibility table: two, made and
+ * freed once when the first session leaves a cache, unless
+ * SSLSESS_MARK_VIA_LIBSSL=1). Prints what they saw besides the one session
+ * this case makes; conformance.sh compares it with each configuration. */
+static int probe_news, probe_frees;
+
+static void count_session_new(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                              void *argp)
+{
+    (void)parent, (void)ptr, (void)ad, (void)idx, (void)argl, (void)argp;
+    __atomic_fetch_add(&probe_news, 1, __ATOMIC_RELAXED);
+}
+
+static void count_session_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                               void *argp)
+{
+    (void)parent, (void)ptr, (void)ad, (void)idx, (void)argl, (void)argp;
+    __atomic_fetch_add(&probe_frees, 1, __ATOMIC_RELAXED);
+}
+
+static int count_probes_case(void)
+{
+    if (SSL_SESSION_get_ex_new_index(0, NULL, count_session_new, NULL, count_session_free) < 0)
+        return 2;
+    SSL_CTX *ctx = new_ctx();
+    SSL_SESSION *s = mk("probes", 0xe4, 1);
+    int added = SSL_CTX_add_session(ctx, s);
+    int removed = SSL_CTX_remove_session(ctx, s);
+    int resumable = SSL_SESSION_is_resumable(s);
+    SSL_SESSION_free(s);
+    SSL_CTX_free(ctx);
+    int news = __atomic_load_n(&probe_news, __ATOMIC_RELAXED);
+    int frees = __atomic_load_n(&probe_frees, __ATOMIC_RELAXED);
+    printf("count-probes: add=%d remove=%d resumable=%d made=%d freed=%d\n", added, removed, resumable,
+           news - 1, frees - 1);
+    return added == 1 && removed == 1 && resumable == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     trk_index = SSL_SESSION_get_ex_new_index(0, NULL, NULL, NULL, trk_free_cb);
@@ -2210,6 +2252,8 @@ int main(int argc, char **argv)
         return trace_case();
     if (argc > 1 && strcmp(argv[1], "--reentrant-learning") == 0)
         return reentrant_learning_case();
+    if (argc > 1 && strcmp(argv[1], "--count-probes") == 0)
+        return count_probes_case();
     if (argc > 1 && strcmp(argv[1], "--trace-case-closed-stderr") == 0) {
         /* As a server whose stderr reader is gone: SIGPIPE ignored, every
          * write to stderr fails with EPIPE. */

@@ -363,6 +363,30 @@ reentrant() {
 reentrant linked "$LINKED" "$LINKED"
 reentrant preload "$PLAIN" env LD_PRELOAD="$SSLSESS_LIB" "$PLAIN"
 
+# What an application's SSL_SESSION ex_data callbacks see besides its own
+# session, around the first remove (README, compatibility table): the two
+# probe sessions that learn the flag, each freed; none when
+# SSLSESS_MARK_VIA_LIBSSL=1 (which also shows the setting reaches a
+# preloaded library, as in run (f)) or with plain libssl.
+# probes NAME WANT CMD...: CMD --count-probes prints made=WANT freed=WANT.
+probes() {
+    local name=$1 want=$2; shift 2
+    local out="$OUT/probes-$name.out"
+    run_bounded 20 "$@" --count-probes >"$out" 2>"$OUT/probes-$name.err"
+    local rc=$?
+    if [ "$rc" -eq 0 ] && grep -q "made=$want freed=$want\$" "$out"; then
+        pass "probes, $name: the ex_data callbacks see $want sessions made and freed besides the program's ($(cat "$out"))"
+    else
+        fail "probes, $name: exit code $rc, expected made=$want freed=$want: $(cat "$out")"
+        tail_of "$OUT/probes-$name.err"
+    fi
+}
+probes linked 2 "$LINKED"
+probes preload 2 env LD_PRELOAD="$SSLSESS_LIB" "$PLAIN"
+probes linked-mark-via-libssl 0 env SSLSESS_MARK_VIA_LIBSSL=1 "$LINKED"
+probes preload-mark-via-libssl 0 env LD_PRELOAD="$SSLSESS_LIB" SSLSESS_MARK_VIA_LIBSSL=1 "$PLAIN"
+probes plain-libssl 0 "$PLAIN"
+
 # A server's stderr can be a pipe whose reader is gone (SIGPIPE ignored, as
 # servers do): tracing must then fail quietly, not abort the program.
 SSLSESS_LOG=debug "$LINKED" --trace-case-closed-stderr >"$OUT/trace-epipe.out"
