@@ -9,6 +9,7 @@ use openssl_sys::{SSL_CTX, SSL_SESSION};
 use crate::cache::{CurrentKey, Expiry, Offer, SessionKey};
 use crate::errors::Error;
 use crate::libssl;
+use crate::sync;
 
 /// One counted reference to an `SSL_SESSION`.
 ///
@@ -263,7 +264,7 @@ impl NotResumableFlag {
         // SAFETY: learned to be a byte of the session's flag, inside the
         // live session. libssl reads the flag as a plain int on other
         // threads, without a lock: the same race as libssl's own write.
-        unsafe { AtomicU8::from_ptr(flag) }.store(1, Ordering::Relaxed);
+        sync::unraced_store(|| unsafe { AtomicU8::from_ptr(flag) }.store(1, Ordering::Relaxed));
         fence(Ordering::Release);
     }
 }

@@ -211,6 +211,17 @@ pub fn get_or_init<T>(cell: &OnceLock<T>, init: impl FnOnce() -> T) -> &T {
     })
 }
 
+/// Runs `store`, an atomic store to memory that another thread may store to
+/// at the same moment outside any lock (a session's not-resumable flag,
+/// which a remove and an eviction of the same session, re-added meanwhile,
+/// can both set). Atomic stores do not race, but helgrind cannot tell them
+/// from plain ones: with the `helgrind` feature they run under one lock it
+/// is told of. Without it this is just `store`.
+#[inline(always)]
+pub fn unraced_store(store: impl FnOnce()) {
+    detector::ordered(store)
+}
+
 #[cfg(feature = "helgrind")]
 mod detector {
     use std::ffi::{c_int, c_void};
@@ -237,6 +248,12 @@ mod detector {
         // SAFETY: as above; the memory is not touched.
         unsafe { sslsess_hg_disable_checking(start, len) }
     }
+
+    pub fn ordered(store: impl FnOnce()) {
+        static STORES: super::Lock<()> = super::Lock::new(());
+        let _ordered = STORES.lock();
+        store()
+    }
 }
 
 #[cfg(not(feature = "helgrind"))]
@@ -247,6 +264,10 @@ mod detector {
     pub fn releasing(_lock: *const ()) {}
     #[inline(always)]
     pub fn unchecked(_start: *const std::ffi::c_void, _len: usize) {}
+    #[inline(always)]
+    pub fn ordered(store: impl FnOnce()) {
+        store()
+    }
 }
 
 #[cfg(test)]
