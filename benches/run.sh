@@ -138,7 +138,7 @@ echo "  done $((SECONDS - started))s (profiles: $CGDIR/*.out, callgrind_annotate
 CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | sed -n 1p)
 CAPTION="\`make bench\` on $NPROC x ${CPU_MODEL:-unknown CPU}, $(openssl version | cut -d' ' -f1-2), $(date -u +%Y-%m-%d): medians of $REPS_OPS (cache operations) and $REPS_HS (handshakes) repetitions, each a plain libssl and a libsslsess run back to back (which first alternates)."
 python3 - "$RAW" "$MD" "$N" "${THREADS[*]}" "$HS12" "$HS13" "$CAPTION" <<'PY'
-import statistics, sys
+import random, statistics, sys
 from collections import defaultdict
 
 raw, md_path, n, threads, hs12, hs13, caption = sys.argv[1:8]
@@ -164,6 +164,14 @@ def spread(key, name, lib):
     m = statistics.median(v)
     return f"{(v[0] / m - 1) * 100:+.0f}%/{(v[-1] / m - 1) * 100:+.0f}%"
 
+def interval(ratios):
+    # A 95% percentile-bootstrap interval of the median of the paired
+    # ratios (4,000 resamples, a fixed seed: the same data give the same
+    # interval): how far the verdict's figure could move by chance alone.
+    rng = random.Random(4000)
+    meds = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(4000))
+    return meds[100], meds[3899]
+
 def th(t):
     return "1 thread" if t == 1 else f"{t} threads"
 
@@ -177,14 +185,16 @@ def throughput(label, key, name, target):
     # repetition i (RAW keeps each side's results in run order).
     plain, sslsess = vals[(key, name, "plain")], vals[(key, name, "sslsess")]
     assert len(plain) == len(sslsess), f"{key} {name}: unpaired runs"
-    paired = statistics.median(b / a for a, b in zip(plain, sslsess))
+    ratios = [b / a for a, b in zip(plain, sslsess)]
+    paired = statistics.median(ratios)
+    low, high = interval(ratios)
     ok = paired >= target
     rows.append((label, rate(p), rate(s), f"{ratio:.2f}x", f"{paired:.3f}x",
-                 f">= {target:.2f}x", "PASS" if ok else "FAIL"))
+                 f"{low:.3f}–{high:.3f}", f">= {target:.2f}x", "PASS" if ok else "FAIL"))
     lines.append(f"{'PASS' if ok else 'FAIL'}  {label}: plain {rate(p)} "
                  f"[{spread(key, name, 'plain')}], libsslsess {rate(s)} "
                  f"[{spread(key, name, 'sslsess')}], ratio of medians {ratio:.3f}, "
-                 f"paired {paired:.3f} (target >= {target:.2f})")
+                 f"paired {paired:.3f} [95%: {low:.3f}-{high:.3f}] (target >= {target:.2f})")
 
 ops = [("add", "add"), ("duplicate add", "dupadd"), ("remove", "remove"),
        ("churn (cache of 1000, evicts on every add)", "churn")]
@@ -204,7 +214,7 @@ for proto in ("12", "13"):
 p, s = med("mem", "mem", "plain"), med("mem", "mem", "sslsess")
 ok = s <= p + 64
 rows.append((f"memory per cached session ({n // 1000}k sessions)", f"{p:.0f} B", f"{s:.0f} B",
-             f"{s - p:+.0f} B", "", "<= plain + 64 B", "PASS" if ok else "FAIL"))
+             f"{s - p:+.0f} B", "", "", "<= plain + 64 B", "PASS" if ok else "FAIL"))
 lines.append(f"{'PASS' if ok else 'FAIL'}  memory per cached session: plain {p:.1f} B, "
              f"libsslsess {s:.1f} B ({s - p:+.1f} B; target <= plain + 64 B)")
 
@@ -216,7 +226,7 @@ cg = [("cg-ops", "callgrind: instructions per add or remove (10k adds + 10k remo
       ("cg-hs13", "callgrind: instructions per resumed TLS 1.3 handshake (200)", 200)]
 for key, label, per in cg:
     p, s = med(key, "ir", "plain") / per, med(key, "ir", "sslsess") / per
-    rows.append((label, f"{p:,.0f}", f"{s:,.0f}", f"{p / s:.2f}x", "", "(info)", ""))
+    rows.append((label, f"{p:,.0f}", f"{s:,.0f}", f"{p / s:.2f}x", "", "", "(info)", ""))
     lines.append(f"info  {label}: plain {p:,.0f}, libsslsess {s:,.0f} "
                  f"({s - p:+,.0f} per op; plain/libsslsess {p / s:.3f})")
 
@@ -225,15 +235,17 @@ print("\n".join(lines))
 failed = sum(1 for r in rows if r[-1] == "FAIL")
 passed = sum(1 for r in rows if r[-1] == "PASS")
 
-md = ["| workload | plain libssl | libsslsess | ratio of medians | paired ratio | target | result |",
-      "|---|---|---|---|---|---|---|"]
+md = ["| workload | plain libssl | libsslsess | ratio of medians | paired ratio | its 95% interval | target | result |",
+      "|---|---|---|---|---|---|---|---|"]
 md += ["| " + " | ".join(r) + " |" for r in rows]
 note = ("ratio of medians: libsslsess's median / plain's for throughput "
         "(> 1: libsslsess is faster), for memory the difference, for "
         "callgrind plain / libsslsess (> 1: libsslsess executes fewer "
         "instructions); paired ratio (the verdict): the median over "
         "repetitions of libsslsess / plain within each repetition, whose "
-        "two runs are back to back.")
+        "two runs are back to back; its 95% interval: a percentile "
+        "bootstrap of that median (4,000 resamples of the repetitions' "
+        "paired ratios, fixed seed), the range it could take by chance.")
 with open(md_path, "w") as f:
     f.write(caption + "\n\n" + "\n".join(md) + "\n\n" + note + "\n")
 print()
