@@ -6,9 +6,9 @@
 //! [`Expiry`] for eviction and flush.
 //!
 //! Layout: the cache is split into [`SHARDS`] shards chosen by key hash, each
-//! behind its own lock (a [`SpinLock`]: what it guards is short work on
-//! memory, no waits, no callbacks), so threads working on different
-//! sessions never wait for each other. A shard keeps its entries in a chunked slab (no large
+//! behind its own lock (a [`SpinLock`]: what it guards is work on memory,
+//! mostly short, with no waits and no application code), so threads working
+//! on different sessions never wait for each other. A shard keeps its entries in a chunked slab (no large
 //! reallocations, little slack), a hash index of slab slots, and an
 //! [`Order`] over `(expiry, stamp)` (a sorted run, where nearly every entry
 //! goes, and a binary min-heap for the rest); the stamp is a monotonic clock reading,
@@ -25,10 +25,12 @@
 //!
 //! Lock scope: one shard lock at a time, never two; eviction takes the
 //! eviction lock first, then one shard lock. Nothing runs user code under a
-//! lock except `S::clone`/`S::drop` of values that stay in the cache,
+//! lock except `S::clone` (of values that stay in the cache),
 //! `CurrentKey::current_key`, `Offer::is` (for a handle offered as is, its
-//! `PartialEq`) and `Offer::into_handle`. Callers get every removed handle
-//! back and drop it after the lock is released.
+//! `PartialEq`) and `Offer::into_handle`; never `S::drop`, whose last
+//! reference's release may run application callbacks that call back into
+//! the cache (under a lock they would wait for it forever). Callers get
+//! every removed handle back and drop it after the lock is released.
 
 use crate::sync::{self, Lock, SpinLock, SpinLockGuard};
 use std::collections::VecDeque;
@@ -785,11 +787,20 @@ impl<S> Shard<S> {
         next
     }
 
-    /// Takes every entry (in rank order when `in_order`) and empties the
-    /// shard: at most one sort instead of taking the earliest per entry. Returns how
-    /// many it took.
-    fn drain_all(&mut self, out: &mut Vec<(Rank, S)>, in_order: bool) -> usize {
-        let taken = self.live;
+    /// Empties the shard and returns what it held, to be drained (see
+    /// [`Self::drain_all`]) after the lock is let go. Seqs and stamps
+    /// outlive the entries: they keep growing in the emptied shard. (The
+    /// caller has taken the count not yet folded.)
+    fn detach(&mut self) -> Shard<S> {
+        let mut emptied = Shard::new();
+        (emptied.next_seq, emptied.last_stamp) = (self.next_seq, self.last_stamp);
+        std::mem::replace(self, emptied)
+    }
+
+    /// Takes every entry of a detached shard (in rank order when
+    /// `in_order`): at most one sort instead of taking the earliest per
+    /// entry.
+    fn drain_all(mut self, out: &mut Vec<(Rank, S)>, in_order: bool) {
         if in_order {
             for e in self.take_live_sorted() {
                 let session = self.slot_mut(e.slot).session.take().expect("live slot");
@@ -806,12 +817,6 @@ impl<S> Shard<S> {
                 );
             }
         }
-        // Seqs and stamps outlive the entries: they keep growing. (The
-        // caller has taken the count not yet folded.)
-        let (next_seq, last_stamp) = (self.next_seq, self.last_stamp);
-        *self = Shard::new();
-        (self.next_seq, self.last_stamp) = (next_seq, last_stamp);
-        taken
     }
 
     /// Takes live entries in rank order while `take_it` says so; returns how
@@ -1450,15 +1455,25 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
             // Folding the shard's difference is right in either counting
             // mode; dropping it would skew the batched count.
             let pending = std::mem::take(&mut guard.pending);
-            let taken = match scope {
-                FlushScope::All => guard.drain_all(&mut out, in_order),
-                FlushScope::ExpiredAt(t) => guard.drain_while(&mut out, |e| e.is_expired_at(t)),
+            let (taken, detached) = match scope {
+                // The shard is emptied at once and drained (a sort, a pass
+                // over its slab, freeing its buffers) once its lock is let go.
+                FlushScope::All => {
+                    let detached = guard.detach();
+                    (detached.live, Some(detached))
+                }
+                FlushScope::ExpiredAt(t) => {
+                    (guard.drain_while(&mut out, |e| e.is_expired_at(t)), None)
+                }
             };
             self.counters
                 .len
                 .fetch_add(pending - taken as isize, Ordering::Relaxed);
             cell.live.store(guard.live, Ordering::Relaxed);
             drop(guard);
+            if let Some(detached) = detached {
+                detached.drain_all(&mut out, in_order);
+            }
         }
         self.count_in_batches_if_far();
         if in_order {
