@@ -175,7 +175,7 @@ def interval(ratios):
 def th(t):
     return "1 thread" if t == 1 else f"{t} threads"
 
-rows = []  # (workload, plain, sslsess, ratio of medians, paired ratio, target, verdict)
+rows = []  # (workload, plain, sslsess, ratio of medians, paired ratio, its interval, target, verdict)
 lines = []
 
 def throughput(label, key, name, target):
@@ -190,7 +190,7 @@ def throughput(label, key, name, target):
     low, high = interval(ratios)
     ok = paired >= target
     rows.append((label, rate(p), rate(s), f"{ratio:.2f}x", f"{paired:.3f}x",
-                 f"{low:.3f}–{high:.3f}", f">= {target:.2f}x", "PASS" if ok else "FAIL"))
+                 f"{low:.3f} to {high:.3f}", f">= {target:.2f}x", "PASS" if ok else "FAIL"))
     lines.append(f"{'PASS' if ok else 'FAIL'}  {label}: plain {rate(p)} "
                  f"[{spread(key, name, 'plain')}], libsslsess {rate(s)} "
                  f"[{spread(key, name, 'sslsess')}], ratio of medians {ratio:.3f}, "
