@@ -500,7 +500,9 @@ const SLACK: isize = BATCH * SHARDS as isize;
 
 /// One shard: a chunked slab of slots (filled in insertion order, no large
 /// reallocations), a hash index of slot numbers (4 bytes each, so that it
-/// stays in cache), and the order. All methods run under the shard lock.
+/// stays in cache), and the order. All methods run under the shard lock,
+/// except [`Self::drain_all`], which drains a shard [`Self::detach`] took
+/// out from under it.
 struct Shard<S> {
     chunks: Vec<Vec<Slot<S>>>,
     /// First free slot (`NO_SLOT`: none); a free slot's `hash` links to the
@@ -2233,8 +2235,17 @@ mod tests {
                                 }
                                 8 => c.reexpire_one(&key(k), |_| true, Expiry(e)),
                                 _ => {
-                                    if rng.below(50) == 0 {
-                                        let gone = c.flush(FlushScope::ExpiredAt(e / 4), false);
+                                    // Now and then a flush of expired
+                                    // entries, rarely one of everything (a
+                                    // detached shard drained outside its
+                                    // lock), in rank order or not.
+                                    let scope = match rng.below(400) {
+                                        0 => Some(FlushScope::All),
+                                        1..8 => Some(FlushScope::ExpiredAt(e / 4)),
+                                        _ => None,
+                                    };
+                                    if let Some(scope) = scope {
+                                        let gone = c.flush(scope, rng.below(2) == 0);
                                         returned.fetch_add(gone.len(), Ordering::Relaxed);
                                     }
                                 }

@@ -57,7 +57,8 @@ impl<T> Lock<T> {
 /// A lock for the cache's critical sections (a shard's or the eviction
 /// frontier's): work on memory that waits for no other thread and calls no
 /// application code, mostly short (the longest: a shard's hash table
-/// growing, a flush's drain of expired entries). Taking it free is one
+/// growing, the compaction of its order, a flush's drain of expired
+/// entries). Taking it free is one
 /// compare-and-swap, and letting it go one plain store. A futex mutex
 /// (`Lock`) must swap on release to learn whether to wake a sleeper; without
 /// that locked instruction remove ran 1.2x as fast and add, duplicate add
@@ -65,7 +66,8 @@ impl<T> Lock<T> {
 /// waiter spins briefly, then yields the processor, then sleeps in short
 /// naps: a preempted holder gets to run, and a waiter of higher real-time
 /// priority cannot starve it. Like `Lock`, it is not re-entrant, and it is
-/// not fair: a waiter that finds it taken again starts over at yielding.
+/// not fair: a waiter past its spins that finds it taken again starts over
+/// at yielding.
 pub struct SpinLock<T> {
     locked: AtomicBool,
     value: UnsafeCell<T>,
@@ -78,8 +80,9 @@ unsafe impl<T: Send> Sync for SpinLock<T> {}
 /// Holds a [`SpinLock`]; dropping it lets the lock go.
 pub struct SpinGuard<'a, T> {
     lock: &'a SpinLock<T>,
-    /// Neither `Send` nor `Sync`, as a mutex guard: shared, it would hand
-    /// out `&T` on two threads whatever `T` is.
+    /// Neither `Send` nor `Sync` (stricter than std's `MutexGuard`, which is
+    /// `Sync` for a `T: Sync`): shared, it would otherwise hand out `&T` on
+    /// two threads whatever `T` is.
     _not_shared: PhantomData<*mut ()>,
 }
 
