@@ -27,10 +27,12 @@
 #define _GNU_SOURCE
 #endif
 #include <dlfcn.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define CHECK_UNUSED __attribute__((unused))
 
@@ -62,6 +64,26 @@ static CHECK_UNUSED SSL_SESSION *new_session_with_id(const unsigned char *id, un
         s = NULL;
     }
     return s;
+}
+
+/* An error taken off the queue (the oldest): its packed code (0: the
+ * queue was empty), and whether it is libssl's (ERR_LIB_SSL) with a text
+ * that contains `text`. */
+struct popped_error {
+    unsigned long code;
+    const char *text; /* "" if it has none */
+    int ssl_and_says;
+};
+
+static CHECK_UNUSED struct popped_error pop_error_saying(const char *text)
+{
+    const char *data = NULL;
+    int flags = 0;
+    struct popped_error p = {ERR_get_error_all(NULL, NULL, NULL, &data, &flags), "", 0};
+    if (data != NULL && (flags & ERR_TXT_STRING))
+        p.text = data;
+    p.ssl_and_says = p.code != 0 && ERR_GET_LIB(p.code) == ERR_LIB_SSL && strstr(p.text, text) != NULL;
+    return p;
 }
 
 /* libssl's own definition of `name` (not libsslsess's export of it), or

@@ -1587,12 +1587,9 @@ static int early_ctx_index = -1; /* registered in main, before any SSL_CTX_new *
 /* What the call just made queued; clears the queue. */
 static void note_error(struct dying_call *c)
 {
-    const char *data = NULL;
-    int flags = 0;
-    unsigned long e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags);
-    c->error = e != 0;
-    c->being_freed = e != 0 && ERR_GET_LIB(e) == ERR_LIB_SSL && (flags & ERR_TXT_STRING) && data != NULL
-                     && strstr(data, "the SSL_CTX is being freed") != NULL;
+    struct popped_error e = pop_error_saying("the SSL_CTX is being freed");
+    c->error = e.code != 0;
+    c->being_freed = e.ssl_and_says;
     ERR_clear_error();
 }
 

@@ -33,14 +33,11 @@ static void count_removed(SSL_CTX *ctx, SSL_SESSION *s)
  * ERR_R_INTERNAL_ERROR, whose text names `function`; clears the queue. */
 static int one_internal_error_naming(const char *function)
 {
-    const char *data = NULL;
-    int flags = 0;
-    unsigned long e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags);
-    int ok = e != 0 && ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == ERR_R_INTERNAL_ERROR &&
-             (flags & ERR_TXT_STRING) && data != NULL && strstr(data, function) != NULL;
+    struct popped_error e = pop_error_saying(function);
+    int ok = e.ssl_and_says && ERR_GET_REASON(e.code) == ERR_R_INTERNAL_ERROR;
     if (!ok)
-        printf("#   error: lib %d reason %d text '%s'\n", e ? ERR_GET_LIB(e) : 0,
-               e ? ERR_GET_REASON(e) : 0, data && (flags & ERR_TXT_STRING) ? data : "");
+        printf("#   error: lib %d reason %d text '%s'\n", e.code ? ERR_GET_LIB(e.code) : 0,
+               e.code ? ERR_GET_REASON(e.code) : 0, e.text);
     ok = ok && ERR_peek_error() == 0;
     ERR_clear_error();
     return ok;
