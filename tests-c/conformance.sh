@@ -34,9 +34,6 @@ show() {
     grep -E '^(FAILED|DIFFERS|skip)|^# conformance|^[a-z-]+: [0-9]+ passed, [0-9]+ failed$' "$1" | sed 's/^/    /'
 }
 
-# tail_of FILE: the last lines of a log, indented (for failures).
-tail_of() { tail -n "${2:-20}" "$1" | sed 's/^/    | /'; }
-
 # ---------------------------------------------------------------------------
 banner "1. include/sslsess.h next to <openssl/ssl.h>, as C and C++"
 
@@ -294,10 +291,7 @@ banner "6. tracing: SSLSESS_LOG=debug"
 trace() {
     local name=$1 bin=$2; shift 2
     local base="$OUT/trace-$name"
-    if [ ! -x "$bin" ]; then
-        fail "trace ($name): binary not built"
-        return
-    fi
+    built "trace ($name)" "$bin" || return
     env SSLSESS_LOG=debug "$@" >"$base.out" 2>"$base.err"
     local rc=$?
     if [ "$rc" -eq 0 ] && grep -Eq 'SSL_CTX_add_session\(.*\) = 1$' "$base.err" \
@@ -342,23 +336,15 @@ flag_line mark-via-libssl "$OUT/trace-mark-via-libssl.err" $? "SSLSESS_MARK_VIA_
 # Learning makes probe sessions, which run the application's SSL_SESSION
 # ex_data callbacks; one that removes a session meanwhile, on its own thread
 # or from another it waits for, must get it removed and marked, not wait for
-# the learning (the second case: another thread arriving during learning).
+# the learning (the second case: another thread arriving during learning;
+# a time-out is a deadlock).
 # reentrant NAME BINARY CMD...: CMD runs BINARY --reentrant-learning.
 reentrant() {
     local name=$1 bin=$2; shift 2
-    local out="$OUT/reentrant-$name.out"
-    if [ ! -x "$bin" ]; then
-        fail "learning, $name: binary not built"
-        return
-    fi
-    run_bounded 20 "$@" --reentrant-learning >"$out" 2>"$OUT/reentrant-$name.err"
-    local rc=$?
-    if [ "$rc" -eq 0 ]; then
-        pass "learning, $name: removes from an SSL_SESSION ex_data callback meanwhile, same and other thread ($(cat "$out"))"
-    else
-        fail "learning, $name: exit code $rc (124: timed out, a deadlock): $(cat "$out")"
-        tail_of "$OUT/reentrant-$name.err"
-    fi
+    built "learning, $name" "$bin" || return
+    bounded_case "$OUT/reentrant-$name" "learning, $name" \
+        "removes from an SSL_SESSION ex_data callback meanwhile, same and other thread" "" \
+        "$@" --reentrant-learning
 }
 reentrant linked "$LINKED" "$LINKED"
 reentrant preload "$PLAIN" env LD_PRELOAD="$SSLSESS_LIB" "$PLAIN"
@@ -371,15 +357,9 @@ reentrant preload "$PLAIN" env LD_PRELOAD="$SSLSESS_LIB" "$PLAIN"
 # probes NAME WANT CMD...: CMD --count-probes prints made=WANT freed=WANT.
 probes() {
     local name=$1 want=$2; shift 2
-    local out="$OUT/probes-$name.out"
-    run_bounded 20 "$@" --count-probes >"$out" 2>"$OUT/probes-$name.err"
-    local rc=$?
-    if [ "$rc" -eq 0 ] && grep -q "made=$want freed=$want\$" "$out"; then
-        pass "probes, $name: the ex_data callbacks see $want sessions made and freed besides the program's ($(cat "$out"))"
-    else
-        fail "probes, $name: exit code $rc, expected made=$want freed=$want: $(cat "$out")"
-        tail_of "$OUT/probes-$name.err"
-    fi
+    bounded_case "$OUT/probes-$name" "probes, $name" \
+        "the ex_data callbacks see $want sessions made and freed besides the program's" \
+        "made=$want freed=$want\$" "$@" --count-probes
 }
 probes linked 2 "$LINKED"
 probes preload 2 env LD_PRELOAD="$SSLSESS_LIB" "$PLAIN"

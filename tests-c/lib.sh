@@ -46,6 +46,33 @@ suite_summary() {
     [ "$suite_failed" -eq 0 ]
 }
 
+# tail_of FILE [N]: FILE's last N (20) lines, indented.
+tail_of() { tail -n "${2:-20}" "$1" | sed 's/^/    | /'; }
+# built LABEL BINARY: whether BINARY was built; if not, LABEL fails.
+built() {
+    [ -x "$2" ] && return 0
+    fail "$1: binary not built"
+    return 1
+}
+# bounded_case BASE LABEL SAYS PATTERN CMD...: runs CMD (20 s at most),
+# stdout to BASE.out, stderr to BASE.err. LABEL passes, saying SAYS and
+# CMD's stdout, if CMD exits 0 and, unless PATTERN is empty, its stdout
+# matches PATTERN (grep -E); otherwise it fails with the exit code (or the
+# time-out), and stderr is shown.
+bounded_case() {
+    local base=$1 label=$2 says=$3 pattern=$4; shift 4
+    local rc=0
+    run_bounded 20 "$@" >"$base.out" 2>"$base.err" || rc=$?
+    if [ "$rc" -eq 0 ] && { [ -z "$pattern" ] || grep -Eq "$pattern" "$base.out"; }; then
+        pass "$label: $says ($(cat "$base.out"))"
+    else
+        local why="exit code $rc"
+        if [ "$rc" -eq 124 ]; then why="timed out (exit code 124)"; fi
+        fail "$label: $why${pattern:+, expected /$pattern/}: $(cat "$base.out")"
+        tail_of "$base.err"
+    fi
+}
+
 # Prints a banner for one run.
 banner() { printf '\n=== %s\n' "$*"; }
 

@@ -132,14 +132,9 @@ fi
 # counts them), but not under a -Bsymbolic libssl, where it marks sessions
 # through the context's own remove (README, compatibility table).
 if build_plain "$dir/conformance" "$SSLSESS_ROOT/tests-c/conformance.c" >"$dir/conformance-build.log" 2>&1; then
-    rc=0
-    LD_LIBRARY_PATH=$dir LD_PRELOAD=$SSLSESS_LIB run_bounded 20 "$dir/conformance" --count-probes \
-        >"$dir/probes.out" 2>"$dir/probes.err" || rc=$?
-    if [ "$rc" -eq 0 ] && grep -q 'made=0 freed=0$' "$dir/probes.out"; then
-        pass "no probe sessions under a -Bsymbolic libssl, preloaded ($(cat "$dir/probes.out"))"
-    else
-        fail "probe sessions under a -Bsymbolic libssl: exit $rc, $(cat "$dir/probes.out")"
-    fi
+    bounded_case "$dir/probes" "probes, -Bsymbolic libssl, preloaded" \
+        "no probe sessions made or freed besides the program's" 'made=0 freed=0$' \
+        env LD_LIBRARY_PATH="$dir" LD_PRELOAD="$SSLSESS_LIB" "$dir/conformance" --count-probes
 else
     fail "building tests-c/conformance.c"
     sed 's/^/    | /' "$dir/conformance-build.log" | tail -20
