@@ -66,7 +66,6 @@ static FREED_GENERATION: AtomicU64 = AtomicU64::new(0);
 pub fn exempt_atomics_from_race_checks() {
     sync::exempt_from_race_checks(&FREED_GENERATION);
     sync::exempt_from_race_checks(&NEXT_STRIPE);
-    sync::exempt_from_race_checks(&LEARNED_FLAG);
     sync::exempt_from_race_checks(&LEARNING_CLAIMED);
 }
 
@@ -427,27 +426,34 @@ fn release_session(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Resu
     let remove = real::SSL_CTX_remove_session().inspect_err(|_| {
         session::report_removed(ctx, session);
     })?;
-    if !libssl::binds_internally() {
-        if let Some(flag) = learned_flag() {
-            flag.set(session);
-            session::report_removed(ctx, session);
-            return Ok(false);
-        }
-        if let Some(marker) = marker() {
-            // SAFETY: live marker context and session; the marker's cache is
-            // always empty, so this only marks the session (libssl itself
-            // skips one with an empty id).
-            unsafe { remove(marker.as_ptr(), session.as_ptr()) };
-            session::report_removed(ctx, session);
-            return Ok(false);
-        }
-    }
-    if session::has_empty_id(session) {
+    if (!libssl::binds_internally() && mark_outside(session, remove))
+        || session::has_empty_id(session)
+    {
         session::report_removed(ctx, session);
         return Ok(false);
     }
     // SAFETY: live ctx and session.
     Ok(unsafe { remove(ctx.as_ptr(), session.as_ptr()) } == 1)
+}
+
+/// Marks `session` non-resumable without `ctx`'s own cache: by writing the
+/// learned flag, else through libssl's remove on a marker context (whose
+/// cache is always empty, so that only marks it; libssl itself skips a
+/// session with an empty id). False if neither is at hand.
+fn mark_outside(
+    session: NonNull<SSL_SESSION>,
+    remove: unsafe extern "C" fn(*mut SSL_CTX, *mut SSL_SESSION) -> c_int,
+) -> bool {
+    if let Some(flag) = learned_flag() {
+        flag.set(session);
+        return true;
+    }
+    let Some(marker) = marker() else {
+        return false;
+    };
+    // SAFETY: live marker context and session.
+    unsafe { remove(marker.as_ptr(), session.as_ptr()) };
+    true
 }
 
 /// libssl's not-resumable flag, learned on first use from libssl's own
@@ -706,8 +712,7 @@ fn serve(
     copy: *mut c_int,
 ) -> Option<*mut SSL_SESSION> {
     let ptr = found.session();
-    // SAFETY: found holds a reference.
-    if unsafe { libssl::SSL_SESSION_is_resumable(ptr.as_ptr()) } != 1 {
+    if !session::is_resumable(ptr) {
         return None;
     }
     state.served.fetch_add(1, Ordering::Relaxed);

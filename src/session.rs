@@ -1,5 +1,7 @@
-//! `SSL_SESSION` handles: the owning reference the cache stores, and what
-//! the cache needs to know of a session (its key and its expiry).
+//! `SSL_SESSION` handles: the owning reference the cache stores, what the
+//! cache needs to know of a session (its key and its expiry), and libssl's
+//! not-resumable flag, learned once and then written for sessions that
+//! leave a cache.
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, Ordering, fence};
@@ -13,8 +15,9 @@ use crate::sync;
 
 /// One counted reference to an `SSL_SESSION`.
 ///
-/// Acquiring calls `SSL_SESSION_up_ref`, dropping calls `SSL_SESSION_free`:
-/// every reference the library takes or releases is one of these.
+/// Acquiring calls `SSL_SESSION_up_ref`, dropping calls `SSL_SESSION_free`,
+/// and adopting takes over a reference a libssl constructor returned: every
+/// reference the library takes, owns or releases is one of these.
 /// Equality is object identity.
 #[derive(Debug, PartialEq, Eq)]
 pub struct SessionRef(NonNull<SSL_SESSION>);
@@ -107,17 +110,31 @@ impl Offer<SessionRef> for SessionOffer {
     }
 }
 
+/// Where `session`'s id buffer starts (inside the session) and the id's
+/// length.
+fn id_of(session: NonNull<SSL_SESSION>) -> (*const u8, usize) {
+    let mut len: std::ffi::c_uint = 0;
+    // SAFETY: live session (every caller holds it); a plain getter.
+    let id = unsafe { openssl_sys::SSL_SESSION_get_id(session.as_ptr(), &mut len) };
+    (id, len as usize)
+}
+
+/// Whether libssl would resume `session` (it is not marked non-resumable).
+pub fn is_resumable(session: NonNull<SSL_SESSION>) -> bool {
+    // SAFETY: live session; a plain getter.
+    unsafe { libssl::SSL_SESSION_is_resumable(session.as_ptr()) == 1 }
+}
+
 /// The cache key of `session`: its protocol version and session id.
 pub fn key_of(session: NonNull<SSL_SESSION>) -> Result<SessionKey, Error> {
-    let mut len: std::ffi::c_uint = 0;
+    let (ptr, len) = id_of(session);
     // SAFETY: live session; the id pointer stays valid while we copy it.
     let (version, id) = unsafe {
-        let ptr = openssl_sys::SSL_SESSION_get_id(session.as_ptr(), &mut len);
         let version = openssl_sys::SSL_SESSION_get_protocol_version(session.as_ptr());
         let id: &[u8] = if ptr.is_null() || len == 0 {
             &[]
         } else {
-            std::slice::from_raw_parts(ptr, len as usize)
+            std::slice::from_raw_parts(ptr, len)
         };
         (version, id)
     };
@@ -144,10 +161,7 @@ pub fn now() -> i64 {
 
 /// Whether `session` has an empty session id.
 pub fn has_empty_id(session: NonNull<SSL_SESSION>) -> bool {
-    let mut len: std::ffi::c_uint = 0;
-    // SAFETY: live session.
-    unsafe { openssl_sys::SSL_SESSION_get_id(session.as_ptr(), &mut len) };
-    len == 0
+    id_of(session).1 == 0
 }
 
 /// Calls `ctx`'s remove-session callback, if it has one, with `session`.
@@ -171,7 +185,8 @@ pub fn prefetch_release(session: NonNull<SSL_SESSION>) {
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
         // SAFETY: live session; with a NULL length libssl only computes the
-        // id's address. A prefetch dereferences nothing.
+        // id's address (unlike `id_of`, which reads the length: the miss
+        // this prefetch is for). A prefetch dereferences nothing.
         unsafe {
             let id = openssl_sys::SSL_SESSION_get_id(session.as_ptr(), std::ptr::null_mut())
                 as *const i8;
@@ -254,15 +269,13 @@ impl NotResumableFlag {
     /// fence here does the same for the caller's release of its reference.
     /// Readers (`SSL_SESSION_is_resumable`) take no lock, as with libssl.
     pub fn set(&self, session: NonNull<SSL_SESSION>) {
-        let mut len: std::ffi::c_uint = 0;
-        // SAFETY: live session; the id is at a fixed place inside it.
-        let id = unsafe { openssl_sys::SSL_SESSION_get_id(session.as_ptr(), &mut len) };
+        let (id, len) = id_of(session);
         if len == 0 {
             return;
         }
         let flag = id.wrapping_add(self.after_id) as *mut u8;
-        // SAFETY: learned to be a byte of the session's flag, inside the
-        // live session. libssl reads the flag as a plain int on other
+        // SAFETY: the id is at a fixed place inside the session; the byte
+        // was learned to be the session's flag, inside it too. libssl reads the flag as a plain int on other
         // threads, without a lock: the same race as libssl's own write.
         sync::unraced_store(|| unsafe { AtomicU8::from_ptr(flag) }.store(1, Ordering::Relaxed));
         fence(Ordering::Release);
@@ -303,24 +316,20 @@ impl Probe {
     }
 
     fn is_resumable(&self) -> bool {
-        // SAFETY: live session.
-        unsafe { libssl::SSL_SESSION_is_resumable(self.session().as_ptr()) == 1 }
+        is_resumable(self.session())
     }
 
     /// The [`FLAG_WINDOW`] bytes after the id buffer (no other thread sees
     /// a probe, so none writes them meanwhile).
     fn window(&self) -> Option<[u8; FLAG_WINDOW]> {
-        // SAFETY: live session; with a NULL length libssl only gives the
-        // id's address; the window lies inside the session (see FLAG_WINDOW).
-        unsafe {
-            let id = openssl_sys::SSL_SESSION_get_id(self.session().as_ptr(), std::ptr::null_mut());
-            if id.is_null() {
-                return None;
-            }
-            Some(std::ptr::read_unaligned(
-                id.wrapping_add(ID_BUFFER).cast::<[u8; FLAG_WINDOW]>(),
-            ))
+        let (id, _) = id_of(self.session());
+        if id.is_null() {
+            return None;
         }
+        // SAFETY: the window lies inside the live session (see FLAG_WINDOW).
+        Some(unsafe {
+            std::ptr::read_unaligned(id.wrapping_add(ID_BUFFER).cast::<[u8; FLAG_WINDOW]>())
+        })
     }
 }
 
