@@ -62,12 +62,20 @@ impl Error {
 /// Runs `f`, then drops whatever it left on the calling thread's error
 /// queue: for work on libsslsess's own behalf (a marker context, learning),
 /// whose failures have a fallback and are not the application's errors.
+/// The queue is restored even if `f` panics (the boundary catches it).
 pub fn leaving_queue_as_found<T>(f: impl FnOnce() -> T) -> T {
-    // SAFETY: no preconditions; the pop goes back to this very mark.
+    /// Pops the queue back to the mark set just before it was made.
+    struct Mark;
+    impl Drop for Mark {
+        fn drop(&mut self) {
+            // SAFETY: no preconditions; the pop goes back to this value's mark.
+            unsafe { crate::libssl::ERR_pop_to_mark() };
+        }
+    }
+    // SAFETY: no preconditions.
     unsafe { crate::libssl::ERR_set_mark() };
-    let result = f();
-    unsafe { crate::libssl::ERR_pop_to_mark() };
-    result
+    let _mark = Mark;
+    f()
 }
 
 impl fmt::Display for Error {
