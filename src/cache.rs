@@ -501,8 +501,7 @@ const SLACK: isize = BATCH * SHARDS as isize;
 /// One shard: a chunked slab of slots (filled in insertion order, no large
 /// reallocations), a hash index of slot numbers (4 bytes each, so that it
 /// stays in cache), and the order. All methods run under the shard lock,
-/// except [`Self::drain_all`], which drains a shard [`Self::detach`] took
-/// out from under it.
+/// or on a shard [`Self::detach`] returned (see [`Self::drain_all`]).
 struct Shard<S> {
     chunks: Vec<Vec<Slot<S>>>,
     /// First free slot (`NO_SLOT`: none); a free slot's `hash` links to the
@@ -1089,9 +1088,10 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         }
     }
 
-    /// Takes the cache's atomics out of a race detector's checks (see
-    /// `sync::exempt_from_race_checks`): they are read without a lock by design. Call it at
-    /// the cache's final address.
+    /// Takes the cache's atomics, and its spin locks' flags, out of a race
+    /// detector's checks (see `sync::exempt_from_race_checks`): atomics are
+    /// read without a lock by design, and the flags are the locks, which the
+    /// detector is told of. Call it at the cache's final address.
     pub(crate) fn exempt_atomics_from_race_checks(&self) {
         for cell in &self.shards {
             sync::exempt_from_race_checks(&cell.live);
@@ -1352,8 +1352,9 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     /// One pass of [`Self::evict_earliest`] (eviction lock held): folds
     /// flagged shards into `choice`, locks the shard with the lowest bound
     /// and makes its bound exact; if its earliest entry other than `except`
-    /// is no later than every other bound, pops its element, counts the
-    /// eviction and returns it with its shard still locked. Inlined: as a
+    /// is no later than every other bound, pops its element if it is the
+    /// shard's first (else leaves it stale), counts the eviction and returns
+    /// it with its shard still locked. Inlined: as a
     /// call it cost each evicting add about 5 instructions (callgrind).
     #[inline(always)]
     fn eviction_pass(

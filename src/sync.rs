@@ -25,8 +25,8 @@ pub struct Lock<T>(Mutex<T>);
 /// A reader-writer lock, poisoning ignored as for [`Lock`].
 pub struct SharedLock<T>(RwLock<T>);
 
-/// A std guard `G` of the lock at address `lock`, whose release the race
-/// detector is told of before `G` unlocks.
+/// A guard `G` (std's, or a [`SpinGuard`]) of the lock at address `lock`,
+/// whose release the race detector is told of before `G` unlocks.
 pub struct Guard<G> {
     lock: *const (),
     guard: G,
