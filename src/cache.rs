@@ -8,23 +8,31 @@
 //! Layout: the cache is split into [`SHARDS`] shards chosen by key hash, each
 //! behind its own lock (a [`SpinLock`]: what it guards is work on memory,
 //! mostly short, with no waits and no application code), so threads working
-//! on different sessions never wait for each other. A shard keeps its entries in a chunked slab (no large
-//! reallocations, little slack), a hash index of slab slots, and an
-//! [`Order`] over `(expiry, stamp)` (a sorted run, where nearly every entry
-//! goes, and a binary min-heap for the rest); the stamp is a monotonic clock reading,
-//! so that sessions with equal expiry leave in insertion order, as libssl's
-//! expiry list does, without a counter shared by all threads. Nothing that
-//! every add or remove writes is shared between shards (see [`Counters`]).
-//! Eviction, needed only when the cache is full, chooses among the shards
-//! under one eviction lock (see [`Frontier`]).
+//! on different sessions never wait for each other. A shard keeps its
+//! entries in a chunked slab (no large reallocations, little slack) and a
+//! hash index of slab slots. Entries are ordered by `(expiry, stamp)` in an
+//! [`Order`] (a sorted run, where nearly every entry goes, and a binary
+//! min-heap for the rest), so that sessions with equal expiry leave in
+//! insertion order, as libssl's expiry list does.
+//!
+//! Far from the size limit, each shard keeps its own order, its stamps are
+//! monotonic clock readings, and its count is batched: nothing that every
+//! add or remove writes is shared between shards (see [`Counters`]). Near
+//! the limit, where evictions happen, counting is exact, and the entries'
+//! elements move to one cache-wide order under the eviction lock, with
+//! stamps from a counter (see [`Evictions`]): each eviction takes its first.
 //!
 //! Invariants (per shard, under its lock):
 //! - every live slot is in the index once and has exactly one live element
-//!   in the order (same slot and seq), whose rank is at most the slot's rank;
+//!   (same slot and seq), whose rank is at most the slot's rank: in the
+//!   shard's order, or while counting is exact in the cache-wide one, or on
+//!   its way there (made under the shard lock, placed once that is let go;
+//!   or taken out by an eviction that has yet to check it);
 //! - a free slot holds no session and is on the free list.
 //!
-//! Lock scope: one shard lock at a time, never two; eviction takes the
-//! eviction lock first, then one shard lock. Nothing runs user code under a
+//! Lock scope: one shard lock at a time, except the switches between
+//! counting modes, which take all of them in order; the eviction lock, when
+//! needed, is taken first. Nothing runs user code under a
 //! lock except `S::clone` (of values that stay in the cache),
 //! `CurrentKey::current_key`, `Offer::is` (for a handle offered as is, its
 //! `PartialEq`) and `Offer::into_handle`; never `S::drop`, whose last
@@ -32,10 +40,10 @@
 //! the cache (under a lock they would wait for it forever). Callers get
 //! every removed handle back and drop it after the lock is released.
 
-use crate::sync::{self, Lock, SpinLock, SpinLockGuard};
+use crate::sync::{self, SharedLock, SpinLock, SpinLockGuard};
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher, RandomState};
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 
 use hashbrown::HashTable;
 
@@ -76,9 +84,9 @@ impl KeyHasher {
 /// Number of shards per cache. A power of two; 16 keeps two to eight busy
 /// threads apart while an idle context costs only a few kilobytes.
 pub const SHARDS: usize = 16;
-// The eviction tournament (`Bounds`) is a complete binary tree over the shards;
-// `Flags` holds a bit per shard, and flushes start at bit-reversed turns.
-const _: () = assert!(SHARDS.is_power_of_two() && SHARDS >= 2 && SHARDS <= 32);
+// Flushes start at bit-reversed turns; stamps carry the shard's number.
+const _: () = assert!(SHARDS.is_power_of_two() && SHARDS >= 2 && SHARDS <= 256);
+const SHARD_BITS: u32 = SHARDS.trailing_zeros();
 
 /// Longest session id TLS allows (`SSL_MAX_SSL_SESSION_ID_LENGTH`).
 pub const MAX_ID_LEN: usize = 32;
@@ -259,18 +267,6 @@ pub trait CurrentKey {
 /// entry was added or last re-sorted).
 type Rank = (Expiry, u64);
 
-/// A rank as one integer in the same order, for eviction's comparison of
-/// the shards' bounds. (i64::MAX, u64::MAX), an empty shard's, is
-/// `u128::MAX`.
-fn ordinal((expiry, stamp): Rank) -> u128 {
-    (((expiry.0 as u64) ^ (1 << 63)) as u128) << 64 | stamp as u128
-}
-
-/// The bound an earliest element gives its shard (`u128::MAX`: none).
-fn bound_of(earliest: Option<&OrderEntry>) -> u128 {
-    earliest.map_or(u128::MAX, |e| ordinal(e.rank()))
-}
-
 /// A clock for [`SessionCache::with_clock`]: nanoseconds on a monotonic
 /// clock, whose readings follow happens-before across threads.
 pub type Clock = fn() -> u64;
@@ -283,17 +279,19 @@ fn instant_ns() -> u64 {
     EPOCH.elapsed().as_nanos() as u64
 }
 
-/// Stamps order the entries of equal expiry across shards without a
-/// counter that every thread writes: a reading of `clock`, made strictly
-/// increasing per thread (and per shard, see [`Shard::stamp`]), so that of
-/// two adds one of which happens before the other, the first has the lower
-/// stamp, as with libssl's single list.
-fn clock_stamp(clock: Clock) -> u64 {
+/// Stamps order the entries of equal expiry across shards. While counting
+/// is batched, without a counter that every thread writes: a reading of
+/// `clock`, no lower than `floor` (one past the last stamp exact counting
+/// gave out, see `Counters::stamps`), made strictly increasing per thread
+/// (and per shard, see [`Shard::stamp`]), so that of two adds one of which
+/// happens before the other, the first has the lower stamp, as with
+/// libssl's single list.
+fn clock_stamp(clock: Clock, floor: u64) -> u64 {
     use std::cell::Cell;
     thread_local! {
         static LAST: Cell<u64> = const { Cell::new(0) };
     }
-    let now = clock();
+    let now = clock().max(floor);
     LAST.try_with(|last| {
         let stamp = now.max(last.get() + 1);
         last.set(stamp);
@@ -302,16 +300,17 @@ fn clock_stamp(clock: Clock) -> u64 {
     .unwrap_or(now)
 }
 
-/// An element of a shard's [`Order`]: a rank, and the slot and seq of the
-/// entry it stands for. Removing an entry does not touch the order: its
-/// element just goes stale (its slot is free, or holds another seq) and is
-/// dropped when it comes first or when the order is compacted. Re-sorting an
-/// entry to a later rank (a duplicate add, the usual case) only updates its
-/// slot: the element's rank is then a lower bound, and the element is moved
-/// to the slot's rank when it comes first. Re-sorting to an earlier rank
-/// pushes a new element (new seq). So remove and re-sort are O(1) or a
-/// push, and eviction and flush take the earliest in O(1) (from the run) or
-/// O(log n) (from the heap), amortised.
+/// An element of an [`Order`] (a shard's, or the cache-wide one of
+/// [`Evictions`]): a rank, and the slot and seq of the entry it stands for
+/// (its stamp names the shard, see [`Shard::stamp`]). Removing an entry does not touch the order: its element just
+/// goes stale (its slot is free, or holds another seq) and is dropped when
+/// it comes first or when the order is compacted. Re-sorting an entry to a
+/// later rank (a duplicate add, the usual case) only updates its slot: the
+/// element's rank is then a lower bound, and the element is moved to the
+/// slot's rank when it comes first. Re-sorting to an earlier rank pushes a
+/// new element (new seq). So remove and re-sort are O(1) or a push, and
+/// eviction and flush take the earliest in O(1) (from the run) or O(log n)
+/// (from the heap), amortised.
 #[derive(Clone, Copy)]
 struct OrderEntry {
     expiry: Expiry,
@@ -323,6 +322,10 @@ struct OrderEntry {
 impl OrderEntry {
     fn rank(&self) -> Rank {
         (self.expiry, self.stamp)
+    }
+
+    fn shard(&self) -> usize {
+        self.stamp as usize & (SHARDS - 1)
     }
 }
 
@@ -498,6 +501,14 @@ const BATCH: isize = 32;
 /// The most the cache-wide count can be off by, all shards together.
 const SLACK: isize = BATCH * SHARDS as isize;
 
+/// Which order a shard's new elements join: its own (while counting is
+/// batched), or the cache-wide one (while it is exact).
+#[derive(Clone, Copy)]
+enum Target {
+    Shard,
+    CacheWide,
+}
+
 /// One shard: a chunked slab of slots (filled in insertion order, no large
 /// reallocations), a hash index of slot numbers (4 bytes each, so that it
 /// stays in cache), and the order. All methods run under the shard lock,
@@ -514,7 +525,10 @@ struct Shard<S> {
     /// Set every 2^31 seqs: the next push compacts the order, so that no
     /// stale element lives to see its seq drawn again.
     compact_due: bool,
+    /// The last stamp drawn, before the shard's index was added.
     last_stamp: u64,
+    /// Where the shard sits in the cache.
+    number: u8,
     /// Adds minus removes not yet folded into `Counters::len`.
     pending: isize,
 }
@@ -541,8 +555,9 @@ fn holds<S: CurrentKey>(
 }
 
 impl<S> Shard<S> {
-    const fn new() -> Self {
+    const fn new(number: u8) -> Self {
         Shard {
+            number,
             chunks: Vec::new(),
             free_head: NO_SLOT,
             index: HashTable::new(),
@@ -572,10 +587,13 @@ impl<S> Shard<S> {
         self.next_seq
     }
 
-    /// A stamp at or after `now`, later than any this shard gave out.
+    /// A stamp at or after `now` (below 2^60: 36 years of a clock in
+    /// nanoseconds), later than any this shard gave out, with the shard's
+    /// number in its low bits: so stamps are unique cache-wide, and an
+    /// element of the cache-wide order names its shard without growing.
     fn stamp(&mut self, now: u64) -> u64 {
         self.last_stamp = now.max(self.last_stamp + 1);
-        self.last_stamp
+        self.last_stamp << SHARD_BITS | self.number as u64
     }
 
     /// The slot holding the session with `key`.
@@ -683,9 +701,13 @@ impl<S> Shard<S> {
         session
     }
 
+    /// Whether `e` stands for a live entry of this shard. Elements of the
+    /// cache-wide order can outlive their shard's slab (see [`Self::detach`]).
     fn is_live(&self, e: &OrderEntry) -> bool {
-        let slot = self.slot(e.slot);
-        slot.session.is_some() && slot.seq == e.seq
+        self.chunks
+            .get((e.slot >> CHUNK_BITS) as usize)
+            .and_then(|chunk| chunk.get(e.slot as usize & (CHUNK - 1)))
+            .is_some_and(|slot| slot.session.is_some() && slot.seq == e.seq)
     }
 
     /// The rank of slot `i`'s entry.
@@ -694,32 +716,49 @@ impl<S> Shard<S> {
         (slot.expiry, slot.stamp)
     }
 
-    /// Gives the entry in slot `i` a new rank. True when a new element
-    /// became the shard's earliest (the eviction frontier must be told).
-    fn rerank(&mut self, i: u32, rank: Rank) -> bool {
+    /// Gives the entry in slot `i` a new rank; returns the new element to
+    /// place in the cache-wide order, if `to` says it goes there.
+    fn rerank(&mut self, i: u32, rank: Rank, to: Target) -> Option<OrderEntry> {
         let old = self.rank_of(i);
         let slot = self.slot_mut(i);
         (slot.expiry, slot.stamp) = rank;
         if rank >= old {
             // The element's rank stays a lower bound.
-            return false;
+            return None;
         }
-        self.push(rank, i)
+        self.push(rank, i, to)
     }
 
-    /// Pushes an element; true when it became the first. Adds and re-sorts
-    /// are where the order grows, so they keep it within twice the live count.
-    fn push(&mut self, rank: Rank, slot: u32) -> bool {
+    /// Makes slot `i`'s entry a new element (new seq) and pushes it into the
+    /// shard's order, or returns it for the cache-wide one. Adds and re-sorts
+    /// are where the shard's order grows, so they keep it within twice the
+    /// live count.
+    fn push(&mut self, rank: Rank, i: u32, to: Target) -> Option<OrderEntry> {
         let seq = self.seq();
-        self.slot_mut(slot).seq = seq;
-        let first = self.order.push(OrderEntry {
+        self.slot_mut(i).seq = seq;
+        let e = OrderEntry {
             expiry: rank.0,
             stamp: rank.1,
-            slot,
+            slot: i,
             seq,
-        });
-        self.compact_if_stale();
-        first
+        };
+        match to {
+            Target::CacheWide => Some(e),
+            Target::Shard => {
+                self.order.push(e);
+                self.compact_if_stale();
+                None
+            }
+        }
+    }
+
+    /// Keeps the elements of `elements` that stand for live entries of this
+    /// shard, each moved to its entry's rank.
+    fn keep_live(&self, elements: &mut Vec<OrderEntry>) {
+        elements.retain(|e| self.is_live(e));
+        for e in elements {
+            (e.expiry, e.stamp) = self.rank_of(e.slot);
+        }
     }
 
     /// Drops stale elements from the front and moves outdated ones back to
@@ -761,10 +800,7 @@ impl<S> Shard<S> {
     /// at its entry's rank, earliest first.
     fn take_live_sorted(&mut self) -> Vec<OrderEntry> {
         let mut live = self.order.take_all();
-        live.retain(|e| self.is_live(e));
-        for e in &mut live {
-            (e.expiry, e.stamp) = self.rank_of(e.slot);
-        }
+        self.keep_live(&mut live);
         live.sort_unstable_by_key(OrderEntry::rank);
         live
     }
@@ -775,48 +811,30 @@ impl<S> Shard<S> {
         self.order.first().copied()
     }
 
-    /// The earliest live element other than `except` (slot, seq).
-    fn earliest_except(&mut self, except: Option<(u32, u32)>) -> Option<OrderEntry> {
-        let first = self.earliest()?;
-        if Some((first.slot, first.seq)) != except {
-            return Some(first);
-        }
-        // Set the excepted first element aside, look, and put it back.
-        self.order.pop_first();
-        let next = self.earliest();
-        self.order.push_first(first);
-        next
-    }
-
     /// Empties the shard and returns what it held, to be drained (see
     /// [`Self::drain_all`]) after the lock is let go. Seqs and stamps
     /// outlive the entries: they keep growing in the emptied shard. (The
     /// caller has taken the count not yet folded.)
     fn detach(&mut self) -> Shard<S> {
-        let mut emptied = Shard::new();
+        let mut emptied = Shard::new(self.number);
         (emptied.next_seq, emptied.last_stamp) = (self.next_seq, self.last_stamp);
         std::mem::replace(self, emptied)
     }
 
     /// Takes every entry of a detached shard (in rank order when
-    /// `in_order`): at most one sort instead of taking the earliest per
-    /// entry.
+    /// `in_order`), at its slot's rank: one pass over the slab, and at most
+    /// one sort, whichever order holds the shard's elements.
     fn drain_all(mut self, out: &mut Vec<(Rank, S)>, in_order: bool) {
+        let start = out.len();
+        for chunk in &mut self.chunks {
+            out.extend(chunk.iter_mut().filter_map(|slot| {
+                let rank = (slot.expiry, slot.stamp);
+                Some((rank, slot.session.take()?))
+            }));
+        }
         if in_order {
-            for e in self.take_live_sorted() {
-                let session = self.slot_mut(e.slot).session.take().expect("live slot");
-                out.push((e.rank(), session));
-            }
-        } else {
-            // Ranks are only needed to sort.
-            let none = (Expiry(0), 0);
-            for chunk in &mut self.chunks {
-                out.extend(
-                    chunk
-                        .iter_mut()
-                        .filter_map(|s| Some((none, s.session.take()?))),
-                );
-            }
+            // Stamps are unique within a shard: no ties to keep stable.
+            out[start..].sort_unstable_by_key(|(rank, _)| *rank);
         }
     }
 
@@ -843,199 +861,98 @@ struct ShardCell<S> {
     shard: SpinLock<Shard<S>>,
     /// `Shard::live`, stored under the lock.
     live: AtomicUsize,
+    /// Sessions evicted from this shard (`SSL_CTX_sess_cache_full` is the
+    /// sum), stored under the lock.
+    evicted: AtomicU64,
 }
 
 impl<S> ShardCell<S> {
-    fn new() -> Self {
+    fn new(number: u8) -> Self {
         ShardCell {
-            shard: SpinLock::new(Shard::new()),
+            shard: SpinLock::new(Shard::new(number)),
             live: AtomicUsize::new(0),
+            evicted: AtomicU64::new(0),
         }
     }
 }
 
-/// Where eviction looks: a lower bound of every shard's earliest rank, as
-/// an [`ordinal`] (`u128::MAX`: empty), kept under the eviction lock.
+/// What the eviction lock guards: while counting is exact (`active`), the
+/// cache-wide order of the entries' elements.
 ///
-/// A bound goes stale-low when entries leave (remove, flush), which is safe:
-/// eviction locks the shard with the lowest bound and checks it exactly. It
-/// would go stale-high when an entry becomes a shard's earliest, so that
-/// shard then raises its flag in `dirty` (under its own lock), and eviction
-/// folds flagged shards in before each choice. A flag already raised is not
-/// written again, so far from the limit (no eviction lowers them) adds and
-/// removes write nothing here.
+/// Evictions happen only while counting is exact (near the size limit), and
+/// each takes the cache's earliest entry: with one order for the whole cache
+/// that is its first element, where per-shard orders would need a choice
+/// among the shards on every eviction. Far from the limit the shards keep
+/// their own orders and adds write nothing shared. The switches between the
+/// two move every element, with every lock held (see
+/// `SessionCache::count_exactly`): inactive, this order is empty.
 ///
-/// Lock order: the eviction lock, then one shard lock.
-struct Frontier {
-    earliest: SpinLock<Bounds>,
-    dirty: Flags,
-}
-
-/// Bit i: shard i has a new earliest element since eviction last looked. On a
-/// line of its own: adds read it, evictions write the bounds.
+/// While active, a shard makes an entry's new element under its own lock and
+/// the caller places it here once that lock is let go (lock order: this
+/// lock, then one shard lock). So an element may arrive stale, or after
+/// counting went back to batches (it then joins its shard's order). An
+/// eviction takes the first element out under this lock and checks it
+/// against its shard, under that shard's lock, after letting this one go:
+/// the lock is held for two order operations per evicting add.
 #[repr(align(64))]
-struct Flags(AtomicU32);
-
-/// What the eviction lock guards: the shards' bounds, and the number of
-/// sessions evicted (`SSL_CTX_sess_cache_full`), kept here so that an
-/// eviction writes no other shared line for it.
-///
-/// The bounds form a tournament, so that choosing a victim costs a walk of
-/// four levels rather than a scan of every shard: in a complete binary tree
-/// whose node `n` has children `2n` and `2n + 1` and whose leaves
-/// `SHARDS + i` are the shards, `won[n]` is the shard with the lowest bound
-/// below node `n` (ties: the lower shard). Indices are masked into range, so
-/// the walks carry no bounds checks.
-struct Bounds {
-    rank: [u128; SHARDS],
-    won: [u8; 2 * SHARDS],
-    evicted: u64,
+struct Evictions {
+    order: Order,
+    active: bool,
+    /// Pushes since the order was last compacted. While it is active, a
+    /// shard draws seqs only for elements placed here; compacting at least
+    /// every 2^30 pushes keeps a stale element from meeting its seq again.
+    pushes: u32,
+    /// The order's length beyond which it is compacted.
+    compact_at: usize,
 }
 
-impl Bounds {
+impl Evictions {
     fn new() -> Self {
-        // All bounds equal: every node's winner is its leftmost leaf.
-        let mut won = [0u8; 2 * SHARDS];
-        for (node, w) in won.iter_mut().enumerate().skip(1) {
-            let mut leaf = node;
-            while leaf < SHARDS {
-                leaf *= 2;
-            }
-            *w = (leaf - SHARDS) as u8;
-        }
-        Bounds {
-            rank: [u128::MAX; SHARDS],
-            won,
-            evicted: 0,
+        Evictions {
+            order: Order::new(),
+            active: false,
+            pushes: 0,
+            compact_at: 0,
         }
     }
 
-    fn rank_of_winner(&self, node: usize) -> u128 {
-        self.rank[self.won[node & (2 * SHARDS - 1)] as usize & (SHARDS - 1)]
+    /// Makes `live` (earliest first) the order; the next compaction is due
+    /// once stale elements could be as many again.
+    fn reset(&mut self, live: Vec<OrderEntry>) {
+        self.compact_at = 2 * live.len() + 64;
+        self.pushes = 0;
+        self.order = Order::from_sorted(live);
     }
 
-    /// Sets `shard`'s bound and replays its matches up to the root.
-    fn set(&mut self, shard: usize, rank: u128) {
-        let shard = shard & (SHARDS - 1);
-        if self.rank[shard] == rank {
-            return;
-        }
-        self.rank[shard] = rank;
-        let mut node = (SHARDS + shard) / 2;
-        while node >= 1 {
-            let left = 2 * node;
-            let winner = if self.rank_of_winner(left + 1) < self.rank_of_winner(left) {
-                left + 1
-            } else {
-                left
-            };
-            self.won[node] = self.won[winner & (2 * SHARDS - 1)];
-            node /= 2;
-        }
-    }
-
-    /// The shard with the lowest bound, that bound, and the second lowest
-    /// bound (`u128::MAX` if none): the lowest among those the winner beat
-    /// on its way up, one per level.
-    fn lowest_two(&self) -> (usize, u128, u128) {
-        let best = self.won[1] as usize & (SHARDS - 1);
-        let mut second = u128::MAX;
-        let mut node = SHARDS + best;
-        while node > 1 {
-            second = second.min(self.rank_of_winner(node ^ 1));
-            node /= 2;
-        }
-        (best, self.rank[best], second)
+    fn is_compaction_due(&self) -> bool {
+        self.order.len() > self.compact_at || self.pushes >= 1 << 30
     }
 }
 
-impl Frontier {
-    fn new() -> Self {
-        Frontier {
-            earliest: SpinLock::new(Bounds::new()),
-            dirty: Flags(AtomicU32::new(0)),
-        }
+/// Elements sorted by shard, for one lock of each shard.
+fn by_shard(elements: Vec<OrderEntry>) -> [Vec<OrderEntry>; SHARDS] {
+    let mut out: [Vec<OrderEntry>; SHARDS] = std::array::from_fn(|_| Vec::new());
+    for e in elements {
+        out[e.shard()].push(e);
     }
-
-    /// Flags `shard` (call with its lock held, after its first element changed).
-    /// Reading first is enough: a fold that has cleared the bit and read this
-    /// shard did so under this lock before we took it, so the load sees the
-    /// bit cleared; a fold that has not read the shard yet will see the new
-    /// first element when it does.
-    fn flag(&self, shard: usize) {
-        let bit = 1 << shard;
-        if self.dirty.0.load(Ordering::Relaxed) & bit == 0 {
-            self.dirty.0.fetch_or(bit, Ordering::Release);
-        }
-    }
-}
-
-/// What one eviction pass found (see `SessionCache::eviction_pass`).
-enum Pass<'a, S> {
-    /// Nothing left to evict.
-    Empty,
-    /// A bound was made exact; choose again.
-    Again,
-    /// The victim: its shard (still locked), the shard's index, its slot.
-    Victim(SpinLockGuard<'a, Shard<S>>, usize, u32),
-}
-
-/// The bounds as one eviction call uses them (eviction lock held). Once the
-/// call has seen, under its lock, the earliest entry of the excepted entry's
-/// shard other than that entry, the tournament ranks the shard by it, and the
-/// shard's real bound is held back here; dropping the choice puts it back.
-struct Choice<'a> {
-    bounds: &'a mut Bounds,
-    held_back: Option<(usize, u128)>,
-}
-
-impl Choice<'_> {
-    /// Records `shard`'s bound. For the excepted entry's shard the real bound
-    /// is held back; the rank shown is a snapshot, taken under the shard's
-    /// lock, which only a new earliest entry (a flag, folded here) can
-    /// undercut: then the shard is shown by that, to be looked at again.
-    /// (An entry another thread adds behind the shard's earliest raises no
-    /// flag: like any add after the last fold, it is concurrent with this
-    /// eviction, which may rank it as not yet there.)
-    fn set(&mut self, shard: usize, rank: u128) {
-        match &mut self.held_back {
-            Some((held, real)) if *held == shard => {
-                *real = rank;
-                if rank < self.bounds.rank[shard] {
-                    self.bounds.set(shard, rank);
-                }
-            }
-            _ => self.bounds.set(shard, rank),
-        }
-    }
-
-    /// Ranks `shard` by `other` for the rest of the call; `real` is its bound.
-    fn rank_excepted_by(&mut self, shard: usize, real: u128, other: u128) {
-        self.held_back = Some((shard, real));
-        self.bounds.set(shard, other);
-    }
-}
-
-impl Drop for Choice<'_> {
-    fn drop(&mut self) {
-        if let Some((shard, real)) = self.held_back.take() {
-            self.bounds.set(shard, real);
-        }
-    }
+    out
 }
 
 /// The sessions of one context.
 pub struct SessionCache<S> {
     shards: [ShardCell<S>; SHARDS],
-    frontier: Frontier,
+    /// The eviction lock.
+    evictions: SpinLock<Evictions>,
     /// Read on every call: kept off the counters' line.
     hasher: KeyHasher,
     counters: Counters,
-    /// Serialises switches between batched and exact counting.
-    switching: Lock<()>,
+    mode: Mode,
+    /// Switches between batched and exact counting take it exclusively;
+    /// flushes share it, so that no switch moves elements under them.
+    switching: SharedLock<()>,
     /// Flushes taken so far: where the next one starts (see `flush`).
     flushes: AtomicUsize,
-    /// Where stamps come from.
+    /// Where stamps come from while counting is batched.
     clock: Clock,
 }
 
@@ -1054,9 +971,25 @@ struct Counters {
     /// Signed: a claimed eviction is counted before its victim leaves, so a
     /// concurrent flush can take the count briefly below zero.
     len: AtomicIsize,
+    /// The next stamp while counting is exact: an add then writes this line
+    /// anyway (`len`), so a counter costs less than a clock reading. Each
+    /// switch to exact counting starts it above every stamp given out.
+    stamps: AtomicU64,
+}
+
+/// How the cache counts: read on every call, written only by the switches
+/// (and when the limit changes), so on a line of its own, apart from the
+/// counters that exact counting writes on every add.
+#[repr(align(64))]
+struct Mode {
+    /// Written with every lock held (see `count_exactly`): read under any
+    /// shard lock, it says which order that shard's new elements join.
     exact: AtomicBool,
     /// The size limit the last add passed (for flush's switch back).
     limit: AtomicUsize,
+    /// Clock stamps are no lower than this: one past the last stamp exact
+    /// counting drew (set when counting goes back to batches).
+    floor: AtomicU64,
 }
 
 impl<S: PartialEq + CurrentKey> Default for SessionCache<S> {
@@ -1070,19 +1003,23 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         Self::with_clock(instant_ns)
     }
 
-    /// A cache that reads `clock` for its stamps (one reading per add or
-    /// re-time).
+    /// A cache that reads `clock` for its stamps while counting is batched
+    /// (one reading per add or re-time).
     pub fn with_clock(clock: Clock) -> Self {
         SessionCache {
-            shards: std::array::from_fn(|_| ShardCell::new()),
-            frontier: Frontier::new(),
+            shards: std::array::from_fn(|i| ShardCell::new(i as u8)),
+            evictions: SpinLock::new(Evictions::new()),
             hasher: KeyHasher::new(),
             counters: Counters {
                 len: AtomicIsize::new(0),
+                stamps: AtomicU64::new(0),
+            },
+            mode: Mode {
                 exact: AtomicBool::new(false),
                 limit: AtomicUsize::new(0),
+                floor: AtomicU64::new(0),
             },
-            switching: Lock::new(()),
+            switching: SharedLock::new(()),
             flushes: AtomicUsize::new(0),
             clock,
         }
@@ -1095,11 +1032,12 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     pub(crate) fn exempt_atomics_from_race_checks(&self) {
         for cell in &self.shards {
             sync::exempt_from_race_checks(&cell.live);
+            sync::exempt_from_race_checks(&cell.evicted);
             cell.shard.exempt_from_race_checks();
         }
-        sync::exempt_from_race_checks(&self.frontier.dirty);
-        self.frontier.earliest.exempt_from_race_checks();
+        self.evictions.exempt_from_race_checks();
         sync::exempt_from_race_checks(&self.counters);
+        sync::exempt_from_race_checks(&self.mode);
         sync::exempt_from_race_checks(&self.flushes);
     }
 
@@ -1118,11 +1056,20 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     }
 
     pub fn cache_full(&self) -> u64 {
-        self.frontier.earliest.lock().evicted
+        self.shards
+            .iter()
+            .map(|c| c.evicted.load(Ordering::Relaxed))
+            .sum()
     }
 
     fn lock(&self, shard: usize) -> SpinLockGuard<'_, Shard<S>> {
         self.shards[shard].shard.lock()
+    }
+
+    /// Every shard lock, in index order: only the switches between counting
+    /// modes hold more than one (with the eviction lock taken first).
+    fn lock_all(&self) -> Vec<SpinLockGuard<'_, Shard<S>>> {
+        (0..SHARDS).map(|shard| self.lock(shard)).collect()
     }
 
     /// The table hash (low 32 bits) and shard (bits 48..) of `key`.
@@ -1131,11 +1078,35 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         (hash as u32, (hash >> 48) as usize % SHARDS)
     }
 
+    /// A clock stamp for an add about to lock its shard, when counting is
+    /// batched (a hint: [`Self::stamp`] decides under the lock). Read
+    /// before the lock, to keep the lock short.
+    fn early_reading(&self) -> Option<u64> {
+        (!self.mode.exact.load(Ordering::Relaxed)).then(|| self.clock_stamp())
+    }
+
+    fn clock_stamp(&self) -> u64 {
+        clock_stamp(self.clock, self.mode.floor.load(Ordering::Relaxed))
+    }
+
+    /// A stamp for an entry of a (locked) shard and the order its new
+    /// element joins: the stamp counter's next value while counting is
+    /// exact, else a clock stamp (`early`, if one was taken).
+    fn stamp(&self, guard: &mut Shard<S>, early: Option<u64>) -> (u64, Target) {
+        let (now, to) = if self.mode.exact.load(Ordering::Relaxed) {
+            let next = self.counters.stamps.fetch_add(1, Ordering::Relaxed);
+            (next, Target::CacheWide)
+        } else {
+            (early.unwrap_or_else(|| self.clock_stamp()), Target::Shard)
+        };
+        (guard.stamp(now), to)
+    }
+
     /// Records `delta` entries added to (or removed from) `shard`, under its
     /// lock, and stores its new live count for lock-free readers.
     fn count(&self, cell: &ShardCell<S>, shard: &mut Shard<S>, delta: isize) {
         cell.live.store(shard.live, Ordering::Relaxed);
-        if self.counters.exact.load(Ordering::Relaxed) {
+        if self.mode.exact.load(Ordering::Relaxed) {
             self.counters.len.fetch_add(delta, Ordering::Relaxed);
         } else {
             shard.pending += delta;
@@ -1153,7 +1124,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     /// of the eviction claim (one write of `len` per add); returns whether
     /// it was left.
     fn count_added(&self, cell: &ShardCell<S>, shard: &mut Shard<S>) -> bool {
-        if self.counters.exact.load(Ordering::Relaxed) {
+        if self.mode.exact.load(Ordering::Relaxed) {
             cell.live.store(shard.live, Ordering::Relaxed);
             true
         } else {
@@ -1162,34 +1133,64 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         }
     }
 
-    /// Switches to exact counting: folds every shard's difference into
-    /// `len`. A shard counts exactly from the moment it is folded (it reads
-    /// the flag under the same lock), so `len` is exact once all are.
+    /// Switches to exact counting, and to the cache-wide order: with the
+    /// eviction lock and every shard lock held, folds each shard's count
+    /// difference into `len`, moves its elements into the cache-wide order,
+    /// and starts the stamp counter above every stamp given out.
     fn count_exactly(&self) {
-        let _switching = self.switching.lock();
-        if self.counters.exact.load(Ordering::Relaxed) {
+        let _switching = self.switching.write();
+        if self.mode.exact.load(Ordering::Relaxed) {
             return;
         }
-        self.counters.exact.store(true, Ordering::Relaxed);
-        for shard in 0..SHARDS {
-            let mut guard = self.lock(shard);
+        let mut evictions = self.evictions.lock();
+        let mut shards = self.lock_all();
+        let mut floor = self.clock_stamp();
+        let mut all = Vec::new();
+        for guard in &mut shards {
             self.counters
                 .len
                 .fetch_add(std::mem::take(&mut guard.pending), Ordering::Relaxed);
+            floor = floor.max(guard.last_stamp);
+            all.append(&mut guard.take_live_sorted());
+            guard.order = Order::new();
         }
+        // The shards' runs are sorted: a stable sort merges them.
+        all.sort_by_key(OrderEntry::rank);
+        evictions.reset(all);
+        evictions.active = true;
+        self.counters.stamps.store(floor + 1, Ordering::Relaxed);
+        self.mode.exact.store(true, Ordering::Relaxed);
     }
 
-    /// Back to batched counting once the cache is far below its limit (after
-    /// a flush): then no add can be due an eviction before `len` shows it.
+    /// Back to batched counting, and to the shards' own orders, once the
+    /// cache is far below its limit (after a flush): then no add can be due
+    /// an eviction before `len` shows it. Clock stamps go on above the
+    /// counter's last (see [`clock_stamp`]).
     fn count_in_batches_if_far(&self) {
-        if !self.counters.exact.load(Ordering::Relaxed) {
+        if !self.mode.exact.load(Ordering::Relaxed) {
             return;
         }
-        let _switching = self.switching.lock();
-        let limit = self.counters.limit.load(Ordering::Relaxed) as isize;
-        if limit == 0 || self.counters.len.load(Ordering::Relaxed) + 2 * SLACK < limit {
-            self.counters.exact.store(false, Ordering::Relaxed);
+        let _switching = self.switching.write();
+        let limit = self.mode.limit.load(Ordering::Relaxed) as isize;
+        let far = limit == 0 || self.counters.len.load(Ordering::Relaxed) + 2 * SLACK < limit;
+        if !far || !self.mode.exact.load(Ordering::Relaxed) {
+            return;
         }
+        let mut evictions = self.evictions.lock();
+        let mut shards = self.lock_all();
+        let mut moving = by_shard(evictions.order.take_all());
+        evictions.reset(Vec::new());
+        evictions.active = false;
+        for (guard, mine) in shards.iter_mut().zip(&mut moving) {
+            // Elements the shard's own order got meanwhile (see `place`) too.
+            mine.append(&mut guard.order.take_all());
+            guard.keep_live(mine);
+            mine.sort_unstable_by_key(OrderEntry::rank);
+            guard.order = Order::from_sorted(std::mem::take(mine));
+        }
+        let floor = self.counters.stamps.load(Ordering::Relaxed);
+        self.mode.floor.store(floor, Ordering::Relaxed);
+        self.mode.exact.store(false, Ordering::Relaxed);
     }
 
     /// Adds the session `offer` stands for under `key` (which must be its
@@ -1207,64 +1208,112 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         limit: usize,
     ) -> Added<S, O> {
         let (hash, shard) = self.locate(&key);
-        let now = clock_stamp(self.clock);
+        let early = self.early_reading();
         let cell = &self.shards[shard];
         let mut guard = self.lock(shard);
-        let rank = (expiry, guard.stamp(now));
-        let (slot, replaced, uncounted) = match guard.insert_or_find(hash, &key, offer, rank) {
-            Ok(i) => {
-                let uncounted = self.count_added(cell, &mut guard);
-                // The eviction frontier only needs refreshing when the new
-                // element is the first: otherwise the old first (maybe stale
-                // now) is still a lower bound.
-                if guard.push(rank, i) {
-                    self.frontier.flag(shard);
+        let (stamp, to) = self.stamp(&mut guard, early);
+        let rank = (expiry, stamp);
+        let (slot, replaced, uncounted, placing) =
+            match guard.insert_or_find(hash, &key, offer, rank) {
+                Ok(i) => {
+                    let uncounted = self.count_added(cell, &mut guard);
+                    let placing = guard.push(rank, i, to);
+                    (i, None, uncounted, placing)
                 }
-                (i, None, uncounted)
-            }
-            Err((i, offer)) => {
-                // Same key: re-sort, and swap the object if it is another one.
-                if guard.rerank(i, rank) {
-                    self.frontier.flag(shard);
+                Err((i, offer)) => {
+                    // Same key: re-sort, and swap the object if it is another one.
+                    let placing = guard.rerank(i, rank, to);
+                    let cached = guard.slot_mut(i).session.as_mut().expect("live slot");
+                    if offer.is(cached) {
+                        drop(guard);
+                        if let Some(e) = placing {
+                            self.place(&mut self.evictions.lock(), e);
+                        }
+                        return Added::Duplicate(offer);
+                    }
+                    let old = std::mem::replace(cached, offer.into_handle());
+                    (i, Some(old), false, placing)
                 }
-                let cached = guard.slot_mut(i).session.as_mut().expect("live slot");
-                if offer.is(cached) {
-                    return Added::Duplicate(offer);
-                }
-                (
-                    i,
-                    Some(std::mem::replace(cached, offer.into_handle())),
-                    false,
-                )
-            }
-        };
+            };
         // The entry's live element, which its own eviction spares.
         let spare = (shard, slot, guard.slot(slot).seq);
         drop(guard);
-        let evicted = self.enforce(limit, spare, uncounted);
+        let evicted = self.enforce(limit, placing, spare, uncounted);
         match replaced {
             None => Added::New { evicted },
             Some(old) => Added::Replaced { old, evicted },
         }
     }
 
+    /// Places `e`, an element a shard made while counting was exact, in the
+    /// cache-wide order (eviction lock held); if counting went back to
+    /// batches since, in its shard's order, unless it is stale.
+    fn place(&self, evictions: &mut Evictions, e: OrderEntry) {
+        if evictions.active {
+            evictions.order.push(e);
+            evictions.pushes += 1;
+            if evictions.is_compaction_due() {
+                self.compact(evictions);
+            }
+            return;
+        }
+        let mut guard = self.lock(e.shard());
+        if guard.is_live(&e) {
+            let rank = guard.rank_of(e.slot);
+            guard.order.push(OrderEntry {
+                expiry: rank.0,
+                stamp: rank.1,
+                ..e
+            });
+            guard.compact_if_stale();
+        }
+    }
+
+    /// Rebuilds the cache-wide order from its live elements, each at its
+    /// entry's rank (eviction lock held; each shard locked once). Stale
+    /// elements then make at most half of it, and a rebuild follows at
+    /// least as many pushes as it keeps: amortised O(log n) per push.
+    fn compact(&self, evictions: &mut Evictions) {
+        let mut live = Vec::new();
+        for (shard, mut mine) in by_shard(evictions.order.take_all()).into_iter().enumerate() {
+            self.lock(shard).keep_live(&mut mine);
+            live.append(&mut mine);
+        }
+        live.sort_unstable_by_key(OrderEntry::rank);
+        evictions.reset(live);
+    }
+
     /// Evicts down to `limit` (0: none), sparing the entry just added
     /// (shard, slot, seq: should that entry leave and its slot be reused
-    /// meanwhile, the slot's new entry is not spared); first counts that entry if `uncounted`.
-    fn enforce(&self, limit: usize, added: (usize, u32, u32), uncounted: bool) -> Evicted<S> {
+    /// meanwhile, the slot's new entry is not spared); first places the
+    /// entry's new element, if it made one for the cache-wide order, and
+    /// counts the entry if `uncounted`.
+    fn enforce(
+        &self,
+        limit: usize,
+        placing: Option<OrderEntry>,
+        added: (usize, u32, u32),
+        uncounted: bool,
+    ) -> Evicted<S> {
         let mut evicted = Evicted::new();
-        if uncounted {
-            // Count the new entry, unless the cache is full: then it and the
-            // victim it now owes cancel out, and `len` is not written at all.
-            let owes_victim = self
-                .counters
+        // Count the new entry, unless the cache is full: then it and the
+        // victim it now owes cancel out, and `len` is not written at all.
+        let counted = uncounted.then(|| {
+            self.counters
                 .len
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |len| {
                     (limit == 0 || len < limit as isize).then_some(len + 1)
                 })
-                .is_err();
+        });
+        let owes_victim = matches!(counted, Some(Err(_)));
+        if placing.is_some() || owes_victim {
+            // One hold of the eviction lock places and evicts.
+            let mut evictions = self.evictions.lock();
+            if let Some(e) = placing {
+                self.place(&mut evictions, e);
+            }
             if owes_victim {
-                match self.evict_earliest(Some(added)) {
+                match self.evict_earliest(evictions, Some(added)) {
                     Some(s) => evicted.push(s),
                     None => {
                         self.counters.len.fetch_add(1, Ordering::Relaxed);
@@ -1276,17 +1325,25 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         if limit == 0 {
             return evicted;
         }
-        if self.counters.limit.load(Ordering::Relaxed) != limit {
-            self.counters.limit.store(limit, Ordering::Relaxed);
+        if self.mode.limit.load(Ordering::Relaxed) != limit {
+            self.mode.limit.store(limit, Ordering::Relaxed);
         }
-        if !self.counters.exact.load(Ordering::Relaxed) {
+        if !self.mode.exact.load(Ordering::Relaxed) {
             if self.counters.len.load(Ordering::Relaxed) + SLACK < limit as isize {
                 return evicted;
             }
             self.count_exactly();
+        } else if let Some(Ok(len) | Err(len)) = counted {
+            // The count this add saw: when it was within the limit, the
+            // count is now too (the add counted itself, or its eviction
+            // made up for it), and the counters' line need not be read
+            // again. Above it (the limit was lowered), claim the excess.
+            if len <= limit as isize {
+                return evicted;
+            }
         }
         while self.claim_eviction(limit) {
-            match self.evict_earliest(Some(added)) {
+            match self.evict_earliest(self.evictions.lock(), Some(added)) {
                 Some(s) => evicted.push(s),
                 None => {
                     // Nothing left to evict but the new session: give back
@@ -1310,103 +1367,86 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
             .is_ok()
     }
 
+    /// The cache-wide order's first element, live and at its entry's rank,
+    /// with its shard locked (eviction lock held); stale elements before it
+    /// are dropped and outdated ones moved to their entry's rank. `None`
+    /// when the order is empty, as it is while counting is batched.
+    fn first_exact<'a>(
+        &'a self,
+        evictions: &mut Evictions,
+    ) -> Option<(SpinLockGuard<'a, Shard<S>>, OrderEntry)> {
+        loop {
+            let e = *evictions.order.first()?;
+            let guard = self.lock(e.shard());
+            if !guard.is_live(&e) {
+                evictions.order.pop_first();
+                continue;
+            }
+            let rank = guard.rank_of(e.slot);
+            if rank == e.rank() {
+                return Some((guard, e));
+            }
+            evictions.order.pop_first();
+            evictions.order.push(OrderEntry {
+                expiry: rank.0,
+                stamp: rank.1,
+                ..e
+            });
+        }
+    }
+
     /// Removes the earliest-expiring session other than the one in `except`
-    /// (shard, slot, seq), counting it in `Bounds::evicted`. The caller has already
-    /// taken it off `len` (see `claim_eviction`).
-    fn evict_earliest(&self, except: Option<(usize, u32, u32)>) -> Option<S> {
-        // Under the eviction lock, once flagged shards are folded in, the
-        // frontier's bounds never overstate how early a shard's earliest
-        // entry is. Each pass folds, then locks the shard with the lowest
-        // bound, makes its bound exact, and takes its earliest entry if it is
-        // no later than every other bound; otherwise it chooses again. The
-        // excepted entry's shard is ranked by its earliest other entry once
-        // that was seen under its lock (its bound may be the excepted entry
-        // itself), for this call only: a snapshot, like every bound between
-        // two folds (see `Choice::set`). Each pass evicts or makes a bound
-        // exact; other threads' removes make bounds stale-low and their adds
-        // raise flags meanwhile, which the pass limit covers.
-        let mut frontier = self.frontier.earliest.lock();
-        let mut choice = Choice {
-            bounds: &mut frontier,
-            held_back: None,
-        };
-        for _ in 0..4 * SHARDS {
-            match self.eviction_pass(&mut choice, except) {
-                Pass::Empty => return None,
-                Pass::Again => continue,
-                Pass::Victim(mut guard, shard, slot) => {
-                    // The victim is chosen and its shard stays locked until
-                    // it is gone, so the eviction lock can go first: the next
-                    // eviction need not wait for the slab and index work.
-                    drop(choice);
-                    drop(frontier);
-                    let s = guard.take(slot);
-                    self.shards[shard].live.store(guard.live, Ordering::Relaxed);
-                    return Some(s);
-                }
-            }
-        }
-        None
-    }
-
-    /// One pass of [`Self::evict_earliest`] (eviction lock held): folds
-    /// flagged shards into `choice`, locks the shard with the lowest bound
-    /// and makes its bound exact; if its earliest entry other than `except`
-    /// is no later than every other bound, pops its element if it is the
-    /// shard's first (else leaves it stale), counts the eviction and returns
-    /// it with its shard still locked. Inlined: as a
-    /// call it cost each evicting add about 5 instructions (callgrind).
-    #[inline(always)]
-    fn eviction_pass(
-        &self,
-        choice: &mut Choice<'_>,
+    /// (shard, slot, seq), counting it in its shard's `evicted`. The caller
+    /// has already taken it off `len` (see `claim_eviction`). Nothing is
+    /// evicted while counting is batched (the order is empty).
+    ///
+    /// Under the eviction lock it only takes the first element out of the
+    /// cache-wide order; the lock is let go before the element's shard is
+    /// locked to check it and take its entry, so that the next eviction
+    /// need not wait for that (the lines of a shard another thread wrote
+    /// last). An element found stale (its entry left meanwhile) or outdated
+    /// (re-sorted to a later rank: it goes back in at that rank) makes it
+    /// take the next one.
+    fn evict_earliest<'a>(
+        &'a self,
+        mut evictions: SpinLockGuard<'a, Evictions>,
         except: Option<(usize, u32, u32)>,
-    ) -> Pass<'_, S> {
-        self.fold_flagged(choice);
-        let (shard, best, second) = choice.bounds.lowest_two();
-        if best == u128::MAX {
-            return Pass::Empty;
-        }
-        let mut guard = self.lock(shard);
-        let earliest = guard.earliest();
-        let exact = bound_of(earliest.as_ref());
-        let found = match except {
-            Some((s, slot, seq)) if s == shard => {
-                let other = guard.earliest_except(Some((slot, seq)));
-                choice.rank_excepted_by(shard, exact, bound_of(other.as_ref()));
-                other
+    ) -> Option<S> {
+        loop {
+            let e = Self::take_first_except(&mut evictions, except)?;
+            drop(evictions);
+            let cell = &self.shards[e.shard()];
+            let mut guard = cell.shard.lock();
+            let rank = guard.is_live(&e).then(|| guard.rank_of(e.slot));
+            if rank == Some(e.rank()) {
+                let s = guard.take(e.slot);
+                cell.live.store(guard.live, Ordering::Relaxed);
+                // Written under the shard lock only: no locked instruction.
+                let evicted = cell.evicted.load(Ordering::Relaxed);
+                cell.evicted.store(evicted + 1, Ordering::Relaxed);
+                return Some(s);
             }
-            _ => {
-                choice.set(shard, exact);
-                earliest
+            drop(guard);
+            evictions = self.evictions.lock();
+            if let Some((expiry, stamp)) = rank {
+                self.place(&mut evictions, OrderEntry { expiry, stamp, ..e });
             }
-        };
-        let Some(e) = found.filter(|e| ordinal(e.rank()) <= second) else {
-            return Pass::Again;
-        };
-        // The victim is usually the first: pop its element now rather than
-        // leave it stale for the next eviction.
-        if guard.order.first().is_some_and(|r| r.slot == e.slot) {
-            guard.order.pop_first();
         }
-        choice.set(shard, bound_of(guard.order.first()));
-        choice.bounds.evicted += 1;
-        Pass::Victim(guard, shard, e.slot)
     }
 
-    /// Brings the bounds of flagged shards up to date in `choice` (eviction
-    /// lock held).
-    fn fold_flagged(&self, choice: &mut Choice<'_>) {
-        if self.frontier.dirty.0.load(Ordering::Relaxed) == 0 {
-            return;
+    /// Takes the first element out of the cache-wide order, other than the
+    /// one `except` names (shard, slot, seq), which stays first.
+    fn take_first_except(
+        evictions: &mut Evictions,
+        except: Option<(usize, u32, u32)>,
+    ) -> Option<OrderEntry> {
+        let first = evictions.order.pop_first()?;
+        if except != Some((first.shard(), first.slot, first.seq)) {
+            return Some(first);
         }
-        let mut flagged = self.frontier.dirty.0.swap(0, Ordering::Acquire);
-        while flagged != 0 {
-            let shard = flagged.trailing_zeros() as usize;
-            flagged &= flagged - 1;
-            let guard = self.lock(shard);
-            choice.set(shard, bound_of(guard.order.first()));
-        }
+        let next = evictions.order.pop_first();
+        evictions.order.push_first(first);
+        next
     }
 
     /// Removes the session under `key`, returning it; `same` is a fast yes
@@ -1417,7 +1457,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         let mut guard = self.lock(shard);
         let s = guard.take_matching(hash, key, same)?;
         self.count(cell, &mut guard, -1);
-        // The shard's bound in the eviction frontier stays a lower bound.
+        // The entry's element, wherever it is, just goes stale.
         drop(guard);
         Some(s)
     }
@@ -1450,6 +1490,20 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     /// draining every shard while the others queue behind it for nothing.
     pub fn flush(&self, scope: FlushScope, in_order: bool) -> Vec<S> {
         let mut out = Vec::new();
+        let switching = self.switching.read();
+        // The cache-wide order first, while counting is exact.
+        let dropped = {
+            let mut evictions = self.evictions.lock();
+            match scope {
+                // Its elements go stale with the shards' entries.
+                FlushScope::All => evictions.order.take_all(),
+                FlushScope::ExpiredAt(t) => {
+                    self.drain_expired(&mut evictions, t, &mut out);
+                    Vec::new()
+                }
+            }
+        };
+        drop(dropped);
         let turn = self.flushes.fetch_add(1, Ordering::Relaxed);
         let first = turn.reverse_bits() >> (usize::BITS - SHARDS.trailing_zeros());
         for shard in (0..SHARDS).map(|i| (first + i) % SHARDS) {
@@ -1459,12 +1513,14 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
             // mode; dropping it would skew the batched count.
             let pending = std::mem::take(&mut guard.pending);
             let (taken, detached) = match scope {
-                // The shard is emptied at once and drained (a sort, a pass
-                // over its slab, freeing its buffers) once its lock is let go.
+                // The shard is emptied at once and drained (a pass over its
+                // slab, a sort, freeing its buffers) once its lock is let go.
                 FlushScope::All => {
                     let detached = guard.detach();
                     (detached.live, Some(detached))
                 }
+                // What the shard's own order holds: every entry while
+                // counting is batched, else none.
                 FlushScope::ExpiredAt(t) => {
                     (guard.drain_while(&mut out, |e| e.is_expired_at(t)), None)
                 }
@@ -1478,12 +1534,27 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
                 detached.drain_all(&mut out, in_order);
             }
         }
+        drop(switching);
         self.count_in_batches_if_far();
         if in_order {
-            // Each shard's run is already sorted: a stable sort merges runs.
+            // Each shard's part is already sorted: a stable sort merges them.
             out.sort_by_key(|(rank, _)| *rank);
         }
         out.into_iter().map(|(_, s)| s).collect()
+    }
+
+    /// Takes the entries expired at `t` from the cache-wide order, earliest
+    /// first (eviction lock held; one shard lock at a time).
+    fn drain_expired(&self, evictions: &mut Evictions, t: i64, out: &mut Vec<(Rank, S)>) {
+        while let Some((mut guard, e)) = self.first_exact(evictions) {
+            if !e.expiry.is_expired_at(t) {
+                break;
+            }
+            evictions.order.pop_first();
+            out.push((e.rank(), guard.take(e.slot)));
+            let shard = e.shard();
+            self.count(&self.shards[shard], &mut guard, -1);
+        }
     }
 
     /// Gives the entry under `key` a new expiry, if it holds the session
@@ -1495,11 +1566,14 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         let Some(i) = guard.find(hash, key, &is_it) else {
             return;
         };
-        if guard.slot(i).session.as_ref().is_some_and(&is_it) {
-            let rank = (expiry, guard.stamp(clock_stamp(self.clock)));
-            if guard.rerank(i, rank) {
-                self.frontier.flag(shard);
-            }
+        if !guard.slot(i).session.as_ref().is_some_and(&is_it) {
+            return;
+        }
+        let (stamp, to) = self.stamp(&mut guard, None);
+        let placing = guard.rerank(i, (expiry, stamp), to);
+        drop(guard);
+        if let Some(e) = placing {
+            self.place(&mut self.evictions.lock(), e);
         }
     }
 
@@ -1890,7 +1964,7 @@ mod tests {
             evicted.clear();
             // Emptied far below the limit: counting goes back to batches.
             assert_eq!(c.flush(FlushScope::All, false).len(), limit);
-            assert!(!c.counters.exact.load(Ordering::Relaxed));
+            assert!(!c.mode.exact.load(Ordering::Relaxed));
         }
     }
 
@@ -1918,11 +1992,11 @@ mod tests {
     }
 
     #[test]
-    fn eviction_sees_entries_that_became_a_shards_earliest() {
-        // Bounds go stale-low on removes and flushes, and entries that
-        // become a shard's earliest (new, re-sorted, re-timed) must reach
-        // eviction however the frontier looked before: each case below is
-        // the one entry eviction must pick.
+    fn eviction_sees_entries_that_became_the_earliest() {
+        // Elements go stale on removes and flushes, and entries that become
+        // the earliest (new, re-sorted, re-timed) must reach eviction
+        // however the order looked before: each case below is the one entry
+        // eviction must pick.
         let c = SessionCache::new();
         let limit = 64;
         for n in 0..limit as u32 {
@@ -2178,13 +2252,16 @@ mod tests {
     fn concurrent_mixed_operations_account_for_every_handle() {
         // Four threads add, re-add, remove, re-time and flush at limits
         // small and large: every handle made comes back exactly once or is
-        // still cached, evictions are counted, and the limit holds.
-        for round in 0..20u64 {
+        // still cached, evictions are counted, and the limit holds. At the
+        // largest limit, full flushes switch counting (and the order
+        // evictions take from) back to batches, and adds switch it to exact
+        // again.
+        for round in 0..30u64 {
             let c = Arc::new(SessionCache::new());
-            let (limit, keys) = if round % 2 == 0 {
-                (40, 200)
-            } else {
-                (700, 2000)
+            let (limit, keys) = match round % 3 {
+                0 => (40, 200),
+                1 => (700, 2000),
+                _ => (3 * SLACK as usize, 6000),
             };
             let made = Arc::new(AtomicUsize::new(0));
             let returned = Arc::new(AtomicUsize::new(0));
@@ -2270,7 +2347,11 @@ mod tests {
                 returned.load(Ordering::Relaxed) + c.len(),
                 "round {round}"
             );
-            assert_eq!(c.counters.len.load(Ordering::Relaxed) as usize, c.len());
+            let pending: isize = (0..SHARDS).map(|s| c.lock(s).pending).sum();
+            assert_eq!(
+                (c.counters.len.load(Ordering::Relaxed) + pending) as usize,
+                c.len()
+            );
         }
     }
 
@@ -2278,7 +2359,7 @@ mod tests {
     fn the_order_is_compacted_before_a_seq_can_come_round_again() {
         // A stale element deep in the order outlives pushes until compaction;
         // drawing seqs past each 2^31 boundary schedules one.
-        let mut shard: Shard<Sess> = Shard::new();
+        let mut shard: Shard<Sess> = Shard::new(0);
         shard.next_seq = (1 << 31) - 2;
         shard.seq();
         assert!(!shard.compact_due);
@@ -2289,35 +2370,6 @@ mod tests {
         shard.next_seq = u32::MAX;
         assert_eq!(shard.seq(), 0);
         assert!(shard.compact_due);
-    }
-
-    #[test]
-    fn tournament_finds_the_lowest_two_bounds() {
-        // Against a scan, after every change: few distinct values, so that
-        // ties (lowest == second) and empty shards (u128::MAX) come up often.
-        let mut rng = Rng(0x5eed_0f_b0da);
-        let mut b = Bounds::new();
-        let mut plain = [u128::MAX; SHARDS];
-        assert_eq!(b.lowest_two(), (0, u128::MAX, u128::MAX));
-        for _ in 0..20_000 {
-            let shard = rng.below(SHARDS as u64) as usize;
-            let rank = match rng.below(6) {
-                0 => u128::MAX,
-                v => (v as u128) << 64 | rng.below(4) as u128,
-            };
-            b.set(shard, rank);
-            plain[shard] = rank;
-            let (at, best, second) = b.lowest_two();
-            let mut sorted = plain;
-            sorted.sort();
-            assert_eq!((best, second), (sorted[0], sorted[1]), "bounds {plain:?}");
-            assert_eq!(plain[at], best);
-            assert_eq!(
-                at,
-                plain.iter().position(|&r| r == best).unwrap(),
-                "ties: lowest shard"
-            );
-        }
     }
 
     #[test]
@@ -2379,7 +2431,7 @@ mod tests {
                         assert_eq!(order.pop_first().map(|e| e.rank()), want);
                     }
                     _ => {
-                        // earliest_except's set-aside: take the first, put it back.
+                        // Eviction's set-aside: take the first, put it back.
                         if let Some(e) = order.pop_first() {
                             order.push_first(e);
                         }
@@ -2420,50 +2472,100 @@ mod tests {
         assert_eq!(c.len(), 1000);
     }
 
+    /// An element for `n`'s entry made as a concurrent add would make it for
+    /// the cache-wide order, not yet placed (its entry's old element goes
+    /// stale).
+    fn unplaced_element(c: &SessionCache<Sess>, n: u32) -> OrderEntry {
+        let (hash, shard) = c.locate(&key(n));
+        let mut g = c.lock(shard);
+        let i = g.find(hash, &key(n), |_| false).unwrap();
+        let rank = g.rank_of(i);
+        g.push(rank, i, Target::CacheWide).unwrap()
+    }
+
     #[test]
-    fn a_new_earliest_in_the_excepted_shard_is_seen_by_the_next_pass() {
-        // evict_earliest, pass by pass: S holds O (100) and the adder's own
-        // X (10), T holds V (50). Pass 1 ranks S by O; then another thread
-        // adds B (5) to S, which becomes S's earliest and flags it. Pass 2
-        // must not show S later than B.
-        let c: SessionCache<Sess> = SessionCache::new();
-        let mut by: Vec<Vec<u32>> = vec![Vec::new(); SHARDS];
-        for n in 0..4000 {
-            by[c.locate(&key(n)).1].push(n);
+    fn an_element_placed_after_a_switch_joins_the_order_in_use() {
+        // The element an add made under its shard lock while counting was
+        // exact is placed once that lock is let go: by then counting may be
+        // batched (the shard's order takes it) or exact again (the
+        // cache-wide order does). Either way the entry still expires.
+        for exact in [false, true] {
+            let c = SessionCache::new();
+            for n in 0..10 {
+                add_new(&c, n, 100 + n as i64, 0);
+            }
+            let e = unplaced_element(&c, 3);
+            if exact {
+                c.count_exactly();
+            }
+            c.place(&mut c.evictions.lock(), e);
+            assert_eq!(c.evictions.lock().order.len(), if exact { 10 } else { 0 });
+            assert_eq!(
+                ids(&c.flush(FlushScope::ExpiredAt(104), true)),
+                vec![0, 1, 2, 3],
+                "exact: {exact}"
+            );
+            // A stale element is dropped wherever it lands.
+            let stale = unplaced_element(&c, 5);
+            c.remove(&key(5), |_| false).unwrap();
+            c.place(&mut c.evictions.lock(), stale);
+            assert_eq!(ids(&c.flush(FlushScope::All, true)), vec![4, 6, 7, 8, 9]);
         }
-        let (s, t) = (0, 1);
-        add_new(&c, by[s][0], 100, 0);
-        add_new(&c, by[t][0], 50, 0);
-        add_new(&c, by[s][1], 10, 0);
-        let spare = {
-            let g = c.lock(s);
-            let (hash, _) = c.locate(&key(by[s][1]));
-            let i = g.find(hash, &key(by[s][1]), |_| false).unwrap();
-            (i, g.slot(i).seq)
-        };
-        let mut frontier = c.frontier.earliest.lock();
-        let mut choice = Choice {
-            bounds: &mut frontier,
-            held_back: None,
-        };
-        c.fold_flagged(&mut choice);
-        assert_eq!(choice.bounds.lowest_two().0, s, "pass 1 looks at S");
-        let except = Some((s, spare.0, spare.1));
-        assert!(
-            matches!(c.eviction_pass(&mut choice, except), Pass::Again),
-            "pass 1 evicts nothing"
+    }
+
+    #[test]
+    fn ties_keep_insertion_order_across_switches_of_counting() {
+        // A clock that stands still: stamps come only from the counter and
+        // the per-thread and per-shard increments, so each switch must carry
+        // the stamps on from where the other mode left them.
+        let c: SessionCache<Sess> = SessionCache::with_clock(|| 0);
+        let limit = 3 * SLACK as usize;
+        let mut evicted = Vec::new();
+        for n in 0..limit as u32 + 100 {
+            if let Added::New { evicted: ev } = c.add(key(n), Expiry(5), sess(n), limit) {
+                evicted.extend(ev);
+            }
+        }
+        assert!(c.mode.exact.load(Ordering::Relaxed));
+        assert_eq!(ids(&evicted), (0..100).collect::<Vec<_>>());
+        let last = limit as u32 + 100;
+        for n in 100..last - 300 {
+            c.remove(&key(n), |_| false).unwrap();
+        }
+        // Far below the limit: a flush (of nothing) switches back.
+        assert!(c.flush(FlushScope::ExpiredAt(1), true).is_empty());
+        assert!(!c.mode.exact.load(Ordering::Relaxed));
+        for n in last..last + 200 {
+            add_new(&c, n, 5, limit);
+        }
+        assert_eq!(
+            ids(&c.flush(FlushScope::All, true)),
+            (last - 300..last + 200).collect::<Vec<_>>()
         );
-        add_new(&c, by[s][2], 5, 0);
-        c.fold_flagged(&mut choice);
-        let b = ordinal((Expiry(5), 0));
-        assert!(
-            choice.bounds.rank[s] <= ordinal((Expiry(5), u64::MAX)) && choice.bounds.rank[s] >= b
-        );
-        assert_eq!(choice.bounds.lowest_two().0, s, "pass 2 looks at S again");
-        let victim = match c.eviction_pass(&mut choice, except) {
-            Pass::Victim(g, shard, slot) => (shard, g.slot(slot).session.as_ref().map(|x| *x.0)),
-            _ => panic!("pass 2 evicts"),
-        };
-        assert_eq!(victim, (s, Some(by[s][2])), "pass 2 evicts B");
+    }
+
+    #[test]
+    fn the_cache_wide_order_is_compacted() {
+        // At the limit, every add that is removed again leaves a stale
+        // element in the cache-wide order; compaction keeps it within twice
+        // the live count (plus 64), and evictions still go in order.
+        let c = SessionCache::new();
+        let limit = 100;
+        for n in 0..limit as u32 {
+            add_new(&c, n, 1_000_000, limit);
+        }
+        for n in 1000..50_000 {
+            add_new(&c, n, 1_000_000, limit);
+            c.remove(&key(n), |_| false).unwrap();
+            let held = c.evictions.lock().order.len();
+            assert!(held <= 2 * limit + 64 + 1, "{held} elements for {limit}");
+        }
+        // The first add over the limit evicted 0; each remove since left
+        // room for the next add.
+        assert_eq!(add_new(&c, 99_999, 1_000_000, limit), Vec::<u32>::new());
+        assert_eq!(add_new(&c, 100_000, 1_000_000, limit), vec![1]);
+        let mut e = Evictions::new();
+        e.pushes = 1 << 30;
+        assert!(e.is_compaction_due(), "before a seq can come round again");
     }
 }

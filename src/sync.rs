@@ -54,11 +54,11 @@ impl<T> Lock<T> {
     }
 }
 
-/// A lock for the cache's critical sections (a shard's or the eviction
-/// frontier's): work on memory that waits for no other thread and calls no
-/// application code, mostly short (the longest: a shard's hash table
-/// growing, the compaction of its order, a flush's drain of expired
-/// entries). Taking it free is one
+/// A lock for the cache's critical sections (a shard's or the cache-wide
+/// eviction order's): work on memory that waits for no other thread and
+/// calls no application code, mostly short (the longest: a shard's hash
+/// table growing, the compaction of an order, a flush's drain of expired
+/// entries, a switch of counting mode). Taking it free is one
 /// compare-and-swap, and letting it go one plain store. A futex mutex
 /// (`Lock`) must swap on release to learn whether to wake a sleeper; without
 /// that locked instruction remove ran 1.2x as fast and add, duplicate add
