@@ -473,7 +473,8 @@ struct Slot<S> {
     /// seqs are drawn only by pushes, and the order that holds stale
     /// elements is compacted (dropping them) before the shard draws 2^31
     /// more (the shard's order, see `compact_due`; the cache-wide one, see
-    /// `Evictions::pushes`), so no stale element meets its seq again.
+    /// `Evictions::is_compaction_due`), so no stale element meets its seq
+    /// again.
     seq: u32,
 }
 
@@ -888,25 +889,25 @@ impl<S> ShardCell<S> {
 /// eviction takes the first element out under this lock and checks it
 /// against its shard, under that shard's lock, after letting this one go:
 /// the lock is held for two order operations per evicting add.
-#[repr(align(64))]
+///
+/// What an evicting add writes here, the order's two headers and the
+/// length it is compacted at, fills the first cache line (`repr(C)`): the
+/// lock's holder misses on as few lines as it can, which the other threads'
+/// evictions wait for.
+#[repr(C, align(64))]
 struct Evictions {
     order: Order,
-    active: bool,
-    /// Pushes since the order was last compacted. While it is active, a
-    /// shard draws seqs only for elements placed here; compacting at least
-    /// every 2^30 pushes keeps a stale element from meeting its seq again.
-    pushes: u32,
     /// The order's length beyond which it is compacted.
     compact_at: usize,
+    active: bool,
 }
 
 impl Evictions {
     fn new() -> Self {
         Evictions {
             order: Order::new(),
-            active: false,
-            pushes: 0,
             compact_at: 0,
+            active: false,
         }
     }
 
@@ -914,12 +915,16 @@ impl Evictions {
     /// once stale elements could be as many again.
     fn reset(&mut self, live: Vec<OrderEntry>) {
         self.compact_at = 2 * live.len() + 64;
-        self.pushes = 0;
         self.order = Order::from_sorted(live);
     }
 
-    fn is_compaction_due(&self) -> bool {
-        self.order.len() > self.compact_at || self.pushes >= 1 << 30
+    /// Whether to compact after `pushed` joined the order: when stale
+    /// elements could make half of it, and whenever a shard's seqs reach a
+    /// multiple of 2^30. While the order is active, a shard draws seqs only
+    /// for elements placed here, so a stale element is dropped before its
+    /// shard draws 2^31 more: it never meets its seq again.
+    fn is_compaction_due(&self, pushed: &OrderEntry) -> bool {
+        self.order.len() > self.compact_at || pushed.seq % (1 << 30) == 0
     }
 }
 
@@ -1260,8 +1265,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     fn place(&self, evictions: &mut Evictions, e: OrderEntry) {
         if evictions.active {
             evictions.order.push(e);
-            evictions.pushes += 1;
-            if evictions.is_compaction_due() {
+            if evictions.is_compaction_due(&e) {
                 self.compact(evictions);
             }
             return;
@@ -2615,8 +2619,17 @@ mod tests {
         // room for the next add.
         assert_eq!(add_new(&c, 99_999, 1_000_000, limit), Vec::<u32>::new());
         assert_eq!(add_new(&c, 100_000, 1_000_000, limit), vec![1]);
+        // A shard's seqs reaching a multiple of 2^30 compact it too.
         let mut e = Evictions::new();
-        e.pushes = 1 << 30;
-        assert!(e.is_compaction_due(), "before a seq can come round again");
+        e.compact_at = 100;
+        let at = |seq| OrderEntry {
+            expiry: Expiry(0),
+            stamp: 0,
+            slot: 0,
+            seq,
+        };
+        assert!(!e.is_compaction_due(&at((1 << 30) + 1)));
+        assert!(e.is_compaction_due(&at(1 << 30)));
+        assert!(e.is_compaction_due(&at(3 << 30)));
     }
 }
