@@ -924,7 +924,7 @@ impl Evictions {
     /// for elements placed here, so a stale element is dropped before its
     /// shard draws 2^31 more: it never meets its seq again.
     fn is_compaction_due(&self, pushed: &OrderEntry) -> bool {
-        self.order.len() > self.compact_at || pushed.seq % (1 << 30) == 0
+        self.order.len() > self.compact_at || pushed.seq.is_multiple_of(1 << 30)
     }
 }
 
