@@ -469,12 +469,15 @@ struct Slot<S> {
     /// The key's table hash, to find the slot's index entry on removal; in
     /// a free slot, the next free slot.
     hash: u32,
-    /// The seq of this entry's one live element. A u32 per shard:
-    /// seqs are drawn only by pushes, and the order that holds stale
-    /// elements is compacted (dropping them) before the shard draws 2^31
-    /// more (the shard's order, see `compact_due`; the cache-wide one, see
-    /// `Evictions::is_compaction_due`), so no stale element meets its seq
-    /// again.
+    /// The seq of this entry's one live element. A u32 per shard: seqs are
+    /// drawn only by pushes, and the order that holds stale elements is
+    /// compacted (dropping them) at least every 2^31 draws (the shard's
+    /// order, see `compact_due`; the cache-wide one, see
+    /// `Evictions::is_compaction_due`). A stale element can then meet its
+    /// seq again only if its entry lived nearly 2^32 of the shard's draws
+    /// and the seq came round to the same slot before the next compaction:
+    /// it then stands for that slot's new entry too, a second element that
+    /// the rank checks treat as an outdated one.
     seq: u32,
 }
 
@@ -890,10 +893,12 @@ impl<S> ShardCell<S> {
 /// against its shard, under that shard's lock, after letting this one go:
 /// the lock is held for two order operations per evicting add.
 ///
-/// What an evicting add writes here, the order's two headers and the
-/// length it is compacted at, fills the first cache line (`repr(C)`): the
-/// lock's holder misses on as few lines as it can, which the other threads'
-/// evictions wait for.
+/// What an evicting add uses here, the order's two headers (written) and
+/// the length it is compacted at (read), fills the first cache line
+/// (`repr(C)`), so that the lock's holder, whom the other threads'
+/// evictions wait for, misses on few lines: this one, the lock's flag (on
+/// the third), `active` (read, on the second, rarely written), the
+/// order's two ends, and the count.
 #[repr(C, align(64))]
 struct Evictions {
     order: Order,
@@ -920,9 +925,9 @@ impl Evictions {
 
     /// Whether to compact after `pushed` joined the order: when stale
     /// elements could make half of it, and whenever a shard's seqs reach a
-    /// multiple of 2^30. While the order is active, a shard draws seqs only
-    /// for elements placed here, so a stale element is dropped before its
-    /// shard draws 2^31 more: it never meets its seq again.
+    /// multiple of 2^30 (while the order is active, a shard draws seqs only
+    /// for elements placed here), so that a stale element is dropped within
+    /// 2^31 of its shard's draws of going stale (see `Slot::seq`).
     fn is_compaction_due(&self, pushed: &OrderEntry) -> bool {
         self.order.len() > self.compact_at || pushed.seq.is_multiple_of(1 << 30)
     }
@@ -1170,10 +1175,13 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     /// Back to batched counting, and to the shards' own orders, once the
     /// cache is far below its limit (after a flush): then no add can be due
     /// an eviction before `len` shows it. Far: 2 x [`SLACK`] below the limit
-    /// and no more than half of it, so that the moves of both switches
-    /// (O(n log n) with every lock held) are paid for by at least as many
-    /// adds in between. Clock stamps go on above the counter's last (see
-    /// [`clock_stamp`]).
+    /// and no more than half of it. Exact counting resumes once the batched
+    /// count, within `SLACK` of the truth, comes within `SLACK` of the
+    /// limit, so at least half the limit less 2 x `SLACK` adds come between
+    /// (few, for limits just above 4 x `SLACK`), and each flush switches
+    /// back at most once: the moves of the two switches (O(n log n) with
+    /// every lock held) are not paid for add by add. Clock stamps go on
+    /// above the counter's last (see [`clock_stamp`]).
     fn count_in_batches_if_far(&self) {
         let far = || {
             let limit = self.mode.limit.load(Ordering::Relaxed) as isize;
@@ -1317,9 +1325,11 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
             self.place(&mut evictions, e);
             // Counted only once it is placed (an add that owes a victim
             // then never finds nothing to evict while another new entry is
-            // counted but not yet evictable), unless the cache is full:
-            // then it and the victim it now owes cancel out, and `len` is
-            // not written at all.
+            // counted but not yet evictable; a re-sort to an earlier rank
+            // still leaves its entry without a placed element for a moment,
+            // see the README's Known gaps), unless the cache is full: then
+            // it and the victim it now owes cancel out, and `len` is not
+            // written at all.
             counted = uncounted.then(|| {
                 self.counters
                     .len
