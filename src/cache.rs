@@ -327,6 +327,40 @@ impl OrderEntry {
     fn shard(&self) -> usize {
         self.stamp as usize & (SHARDS - 1)
     }
+
+    /// The same element at `rank`.
+    fn at(self, (expiry, stamp): Rank) -> OrderEntry {
+        OrderEntry {
+            expiry,
+            stamp,
+            ..self
+        }
+    }
+}
+
+/// Brings `order`'s first element to a live one at its entry's rank and
+/// returns it: drops stale elements and moves outdated ones to their
+/// entry's rank on the way. `look` says what an element stands for now (see
+/// [`current_in`]), with whatever it holds for it (a shard's lock), which
+/// is returned with the first element and dropped for the others.
+fn settle_front<H>(
+    order: &mut Order,
+    mut look: impl FnMut(&OrderEntry) -> (Option<OrderEntry>, H),
+) -> Option<(OrderEntry, H)> {
+    loop {
+        let first = *order.first()?;
+        let (now, held) = look(&first);
+        match now {
+            Some(now) if now.rank() == first.rank() => return Some((first, held)),
+            Some(now) => {
+                order.pop_first();
+                order.push(now);
+            }
+            None => {
+                order.pop_first();
+            }
+        }
+    }
 }
 
 /// Every entry's element, earliest rank first: a sorted run for elements
@@ -523,7 +557,7 @@ struct Shard<S> {
     /// Set every 2^31 seqs: the next push into the shard's order compacts
     /// it, so that no stale element lives to see its seq drawn again.
     compact_due: bool,
-    /// The last stamp drawn, before the shard's index was added.
+    /// The last stamp drawn, before the shard's number was added.
     last_stamp: u64,
     /// Where the shard sits in the cache.
     number: u8,
@@ -533,6 +567,17 @@ struct Shard<S> {
 
 fn slot_in<S>(chunks: &[Vec<Slot<S>>], i: u32) -> &Slot<S> {
     &chunks[(i >> CHUNK_BITS) as usize][i as usize & (CHUNK - 1)]
+}
+
+/// `e` at its entry's rank, if it stands for a live entry of the shard whose
+/// slab `chunks` is (else it is stale). Elements of the cache-wide order can
+/// outlive their shard's slab (see [`Shard::detach`]): slots are looked up
+/// with bounds checks.
+fn current_in<S>(chunks: &[Vec<Slot<S>>], e: &OrderEntry) -> Option<OrderEntry> {
+    let slot = chunks
+        .get((e.slot >> CHUNK_BITS) as usize)?
+        .get(e.slot as usize & (CHUNK - 1))?;
+    (slot.session.is_some() && slot.seq == e.seq).then(|| e.at((slot.expiry, slot.stamp)))
 }
 
 /// Whether slot `i` holds the session with `key`; `same` is a fast yes for
@@ -699,13 +744,10 @@ impl<S> Shard<S> {
         session
     }
 
-    /// Whether `e` stands for a live entry of this shard. Elements of the
-    /// cache-wide order can outlive their shard's slab (see [`Self::detach`]).
-    fn is_live(&self, e: &OrderEntry) -> bool {
-        self.chunks
-            .get((e.slot >> CHUNK_BITS) as usize)
-            .and_then(|chunk| chunk.get(e.slot as usize & (CHUNK - 1)))
-            .is_some_and(|slot| slot.session.is_some() && slot.seq == e.seq)
+    /// `e` at its entry's rank, if it stands for a live entry of this shard
+    /// (see [`current_in`]).
+    fn current(&self, e: &OrderEntry) -> Option<OrderEntry> {
+        current_in(&self.chunks, e)
     }
 
     /// The rank of slot `i`'s entry.
@@ -753,31 +795,7 @@ impl<S> Shard<S> {
     /// Keeps the elements of `elements` that stand for live entries of this
     /// shard, each moved to its entry's rank.
     fn keep_live(&self, elements: &mut Vec<OrderEntry>) {
-        elements.retain(|e| self.is_live(e));
-        for e in elements {
-            (e.expiry, e.stamp) = self.rank_of(e.slot);
-        }
-    }
-
-    /// Drops stale elements from the front and moves outdated ones back to
-    /// their entry's rank, so that the first element (if any) is live and exact.
-    fn clean_front(&mut self) {
-        while let Some(&first) = self.order.first() {
-            if !self.is_live(&first) {
-                self.order.pop_first();
-                continue;
-            }
-            let rank = self.rank_of(first.slot);
-            if rank == first.rank() {
-                break;
-            }
-            self.order.pop_first();
-            self.order.push(OrderEntry {
-                expiry: rank.0,
-                stamp: rank.1,
-                ..first
-            });
-        }
+        elements.retain_mut(|e| self.current(e).map(|now| *e = now).is_some());
     }
 
     /// Rebuilds the order from its live elements, sorted into one run, once
@@ -803,16 +821,18 @@ impl<S> Shard<S> {
         live
     }
 
-    /// The live first element, after dropping stale elements before it.
+    /// The first element, once live and at its entry's rank (see
+    /// [`settle_front`]).
     fn earliest(&mut self) -> Option<OrderEntry> {
-        self.clean_front();
-        self.order.first().copied()
+        let Shard { order, chunks, .. } = self;
+        settle_front(order, |e| (current_in(chunks, e), ())).map(|(first, ())| first)
     }
 
     /// Empties the shard and returns what it held, to be drained (see
     /// [`Self::drain_all`]) after the lock is let go. Seqs and stamps
-    /// outlive the entries: they keep growing in the emptied shard. (The
-    /// caller has taken the count not yet folded.)
+    /// outlive the entries: they keep growing in the emptied shard. The
+    /// count not yet folded (`pending`) goes with what it held, for the
+    /// caller to fold.
     fn detach(&mut self) -> Shard<S> {
         let mut emptied = Shard::new(self.number);
         (emptied.next_seq, emptied.last_stamp) = (self.next_seq, self.last_stamp);
@@ -1279,13 +1299,8 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
             return;
         }
         let mut guard = self.lock(e.shard());
-        if guard.is_live(&e) {
-            let rank = guard.rank_of(e.slot);
-            guard.order.push(OrderEntry {
-                expiry: rank.0,
-                stamp: rank.1,
-                ..e
-            });
+        if let Some(now) = guard.current(&e) {
+            guard.order.push(now);
             guard.compact_if_stale();
         }
     }
@@ -1338,12 +1353,9 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
                     })
             });
             if let Some(Err(_)) = counted {
-                match self.evict_earliest(evictions, Some(added)) {
+                match self.evict_claimed(evictions, added) {
                     Some(s) => evicted.push(s),
-                    None => {
-                        self.counters.len.fetch_add(1, Ordering::Relaxed);
-                        return evicted;
-                    }
+                    None => return evicted,
                 }
             }
         }
@@ -1368,17 +1380,27 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
             }
         }
         while self.claim_eviction(limit) {
-            match self.evict_earliest(self.evictions.lock(), Some(added)) {
+            match self.evict_claimed(self.evictions.lock(), added) {
                 Some(s) => evicted.push(s),
-                None => {
-                    // Nothing left to evict but the new session: give back
-                    // the claimed count.
-                    self.counters.len.fetch_add(1, Ordering::Relaxed);
-                    break;
-                }
+                None => break,
             }
         }
         evicted
+    }
+
+    /// Evicts for a victim already taken off `len` (an add that owes one, or
+    /// a claimed excess); with nothing left to evict but the entry just
+    /// added, gives the count back.
+    fn evict_claimed<'a>(
+        &'a self,
+        evictions: SpinLockGuard<'a, Evictions>,
+        added: (usize, u32, u32),
+    ) -> Option<S> {
+        let victim = self.evict_earliest(evictions, added);
+        if victim.is_none() {
+            self.counters.len.fetch_add(1, Ordering::Relaxed);
+        }
+        victim
     }
 
     /// Takes one unit of excess over `limit` off `len`, if there is any, so
@@ -1399,30 +1421,16 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     fn first_exact<'a>(
         &'a self,
         evictions: &mut Evictions,
-    ) -> Option<(SpinLockGuard<'a, Shard<S>>, OrderEntry)> {
-        loop {
-            let e = *evictions.order.first()?;
+    ) -> Option<(OrderEntry, SpinLockGuard<'a, Shard<S>>)> {
+        settle_front(&mut evictions.order, |e| {
             let guard = self.lock(e.shard());
-            if !guard.is_live(&e) {
-                evictions.order.pop_first();
-                continue;
-            }
-            let rank = guard.rank_of(e.slot);
-            if rank == e.rank() {
-                return Some((guard, e));
-            }
-            evictions.order.pop_first();
-            evictions.order.push(OrderEntry {
-                expiry: rank.0,
-                stamp: rank.1,
-                ..e
-            });
-        }
+            (guard.current(e), guard)
+        })
     }
 
     /// Removes the earliest-expiring session other than the one in `except`
     /// (shard, slot, seq), counting it in its shard's `evicted`. The caller
-    /// has already taken it off `len` (see `claim_eviction`). Nothing is
+    /// has already taken it off `len` (see `evict_claimed`). Nothing is
     /// evicted while counting is batched (the order is empty).
     ///
     /// Under the eviction lock it only takes the first element out of the
@@ -1435,15 +1443,15 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     fn evict_earliest<'a>(
         &'a self,
         mut evictions: SpinLockGuard<'a, Evictions>,
-        except: Option<(usize, u32, u32)>,
+        except: (usize, u32, u32),
     ) -> Option<S> {
         loop {
             let e = Self::take_first_except(&mut evictions, except)?;
             drop(evictions);
             let cell = &self.shards[e.shard()];
             let mut guard = cell.shard.lock();
-            let rank = guard.is_live(&e).then(|| guard.rank_of(e.slot));
-            if rank == Some(e.rank()) {
+            let now = guard.current(&e);
+            if now.is_some_and(|now| now.rank() == e.rank()) {
                 let s = guard.take(e.slot);
                 cell.live.store(guard.live, Ordering::Relaxed);
                 // Written under the shard lock only: no locked instruction.
@@ -1453,8 +1461,8 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
             }
             drop(guard);
             evictions = self.evictions.lock();
-            if let Some((expiry, stamp)) = rank {
-                self.place(&mut evictions, OrderEntry { expiry, stamp, ..e });
+            if let Some(now) = now {
+                self.place(&mut evictions, now);
             }
         }
     }
@@ -1463,10 +1471,10 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     /// one `except` names (shard, slot, seq), which stays first.
     fn take_first_except(
         evictions: &mut Evictions,
-        except: Option<(usize, u32, u32)>,
+        except: (usize, u32, u32),
     ) -> Option<OrderEntry> {
         let first = evictions.order.pop_first()?;
-        if except != Some((first.shard(), first.slot, first.seq)) {
+        if except != (first.shard(), first.slot, first.seq) {
             return Some(first);
         }
         let next = evictions.order.pop_first();
@@ -1537,15 +1545,9 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         drop(old_order);
         let mut out = Vec::new();
         for shard in self.flush_turn() {
-            let cell = &self.shards[shard];
             let mut guard = self.lock(shard);
-            // The shard's batched difference is folded, not dropped.
-            let pending = std::mem::take(&mut guard.pending);
             let emptied = guard.detach();
-            self.counters
-                .len
-                .fetch_add(pending - emptied.live as isize, Ordering::Relaxed);
-            cell.live.store(guard.live, Ordering::Relaxed);
+            self.count_flushed(shard, &guard, emptied.pending, emptied.live);
             drop(guard);
             emptied.drain_all(&mut out, in_order);
         }
@@ -1565,16 +1567,22 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
             return out;
         }
         for shard in self.flush_turn() {
-            let cell = &self.shards[shard];
             let mut guard = self.lock(shard);
-            let pending = std::mem::take(&mut guard.pending);
             let taken = guard.drain_while(&mut out, |e| e.is_expired_at(t));
-            self.counters
-                .len
-                .fetch_add(pending - taken as isize, Ordering::Relaxed);
-            cell.live.store(guard.live, Ordering::Relaxed);
+            let pending = std::mem::take(&mut guard.pending);
+            self.count_flushed(shard, &guard, pending, taken);
         }
         out
+    }
+
+    /// Counts what a flush took from `shard` (locked, `guard`): its batched
+    /// difference `pending` (folded, not dropped, in either counting mode)
+    /// less the `taken` entries go into `len`.
+    fn count_flushed(&self, shard: usize, guard: &Shard<S>, pending: isize, taken: usize) {
+        self.counters
+            .len
+            .fetch_add(pending - taken as isize, Ordering::Relaxed);
+        self.shards[shard].live.store(guard.live, Ordering::Relaxed);
     }
 
     /// The shards in the order this flush visits them: flushes that run at
@@ -1596,7 +1604,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         most: usize,
     ) -> bool {
         for _ in 0..most {
-            let Some((mut guard, e)) = self.first_exact(evictions) else {
+            let Some((e, mut guard)) = self.first_exact(evictions) else {
                 return false;
             };
             if !e.expiry.is_expired_at(t) {
