@@ -440,11 +440,8 @@ fn release_session(ctx: NonNull<SSL_CTX>, session: NonNull<SSL_SESSION>) -> Resu
 /// learned flag, else through libssl's remove on a marker context (whose
 /// cache is always empty, so that only marks it; libssl itself skips a
 /// session with an empty id). False if neither is at hand.
-fn mark_outside(
-    session: NonNull<SSL_SESSION>,
-    remove: unsafe extern "C" fn(*mut SSL_CTX, *mut SSL_SESSION) -> c_int,
-) -> bool {
-    if let Some(flag) = learned_flag() {
+fn mark_outside(session: NonNull<SSL_SESSION>, remove: libssl::RemoveSessionFn) -> bool {
+    if let Some(flag) = learned_flag(remove) {
         flag.set(session);
         return true;
     }
@@ -467,7 +464,7 @@ fn mark_outside(
 /// or its own from inside learning) gets `None` and the marker call rather
 /// than waiting: the probes run the application's `SSL_SESSION` ex_data
 /// callbacks, which may wait for the caller of a remove, or be one.
-fn learned_flag() -> Option<&'static NotResumableFlag> {
+fn learned_flag(remove: libssl::RemoveSessionFn) -> Option<&'static NotResumableFlag> {
     if let Some(flag) = LEARNED_FLAG.get() {
         return flag.as_ref();
     }
@@ -475,7 +472,7 @@ fn learned_flag() -> Option<&'static NotResumableFlag> {
         return None;
     }
     let via_libssl = config::mark_via_libssl();
-    let flag = if via_libssl { None } else { learn_flag() };
+    let flag = if via_libssl { None } else { learn_flag(remove) };
     match (&flag, via_libssl) {
         (Some(flag), _) => trace!("not-resumable flag: learned from libssl's remove, {flag}"),
         (None, true) => trace!(
@@ -494,8 +491,8 @@ static LEARNED_FLAG: OnceLock<Option<NotResumableFlag>> = OnceLock::new();
 /// leaves it taken, and the marker call in use).
 static LEARNING_CLAIMED: AtomicBool = AtomicBool::new(false);
 
-fn learn_flag() -> Option<NotResumableFlag> {
-    let remove = real::SSL_CTX_remove_session().ok()?;
+/// Learns the flag with `remove`, libssl's own `SSL_CTX_remove_session`.
+fn learn_flag(remove: libssl::RemoveSessionFn) -> Option<NotResumableFlag> {
     let marker = marker()?;
     errors::leaving_queue_as_found(|| {
         // SAFETY: live marker context, which caches nothing; the probes are

@@ -34,6 +34,8 @@ pub type GetSessionCb =
     unsafe extern "C" fn(*mut SSL, *const c_uchar, c_int, *mut c_int) -> *mut SSL_SESSION;
 /// `SSL_CTX_sess_set_remove_cb`'s callback type.
 pub type RemoveSessionCb = unsafe extern "C" fn(*mut SSL_CTX, *mut SSL_SESSION);
+/// libssl's `SSL_CTX_remove_session` (see [`real::SSL_CTX_remove_session`]).
+pub type RemoveSessionFn = unsafe extern "C" fn(*mut SSL_CTX, *mut SSL_SESSION) -> c_int;
 
 // Functions of libssl/libcrypto/libc that we call but do not export, and that
 // `openssl-sys` or `libc` do not declare.

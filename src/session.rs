@@ -275,8 +275,9 @@ impl NotResumableFlag {
         }
         let flag = id.wrapping_add(self.after_id) as *mut u8;
         // SAFETY: the id is at a fixed place inside the session; the byte
-        // was learned to be the session's flag, inside it too. libssl reads the flag as a plain int on other
-        // threads, without a lock: the same race as libssl's own write.
+        // was learned to be the session's flag, inside it too. libssl reads
+        // the flag as a plain int on other threads, without a lock: the same
+        // race as libssl's own write.
         sync::unraced_store(|| unsafe { AtomicU8::from_ptr(flag) }.store(1, Ordering::Relaxed));
         fence(Ordering::Release);
     }

@@ -62,10 +62,12 @@ impl<T> Lock<T> {
 /// compare-and-swap, and letting it go one plain store. A futex mutex
 /// (`Lock`) must swap on release to learn whether to wake a sleeper; without
 /// that locked instruction remove ran 1.2x as fast and add, duplicate add
-/// and churn 1.03-1.04x (paired runs of `cachebench ops 1` and `ops 2`). A
-/// waiter spins briefly, then yields the processor, then sleeps in short
-/// naps: a preempted holder gets to run, and a waiter of higher real-time
-/// priority cannot starve it. Like `Lock`, it is not re-entrant, and it is
+/// and churn 1.01-1.04x (paired hand runs of `cachebench ops 1` and `ops 2`
+/// against the futex build, not kept). A waiter spins briefly, then yields
+/// the processor, then sleeps in short naps: a preempted holder gets to
+/// run, and a waiter of higher real-time priority cannot starve it (by
+/// design: no test runs threads of different priorities). Like `Lock`, it
+/// is not re-entrant, and it is
 /// not fair: a waiter past its spins that finds it taken again starts over
 /// at yielding.
 pub struct SpinLock<T> {
