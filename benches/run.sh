@@ -6,11 +6,11 @@
 # libsslsess LD_PRELOADed, back to back, so that both runs of a repetition
 # see the same machine state; the order alternates between repetitions
 # (plain first, then libsslsess first, ...), so that a drift in machine speed
-# favours neither (with an even number of repetitions). Each line prints both sides' medians, their spread
-# (fastest and slowest run against the median), the ratio of the medians,
-# and the paired ratio: the median over repetitions of libsslsess's run
-# against plain libssl's run of the same repetition (> 1: libsslsess is
-# faster). The verdict uses the paired ratio: on a shared machine whose
+# favours neither (with an even number of repetitions). Each line prints
+# both sides' medians, their spread (fastest and slowest run against the
+# median), the ratio of the medians, and the paired ratio: the median over
+# repetitions of libsslsess's run against plain libssl's run of the same
+# repetition (> 1: libsslsess is faster), with its 95% bootstrap interval. The verdict uses the paired ratio: on a shared machine whose
 # speed jumps between runs (seen here: the same handshake workload at 8,000
 # or 12,500 per second from one run to the next), the two medians can land
 # in different speed modes, and their ratio then measures the machine, not
@@ -164,13 +164,16 @@ def spread(key, name, lib):
     m = statistics.median(v)
     return f"{(v[0] / m - 1) * 100:+.0f}%/{(v[-1] / m - 1) * 100:+.0f}%"
 
+RESAMPLES = 4000
+
 def interval(ratios):
     # A 95% percentile-bootstrap interval of the median of the paired
-    # ratios (4,000 resamples, a fixed seed: the same data give the same
+    # ratios (RESAMPLES resamples, a fixed seed: the same data give the same
     # interval): how far the verdict's figure could move by chance alone.
-    rng = random.Random(4000)
-    meds = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(4000))
-    return meds[100], meds[3899]
+    rng = random.Random(RESAMPLES)
+    meds = sorted(statistics.median(rng.choices(ratios, k=len(ratios)))
+                  for _ in range(RESAMPLES))
+    return meds[RESAMPLES // 40], meds[RESAMPLES - RESAMPLES // 40 - 1]
 
 def th(t):
     return "1 thread" if t == 1 else f"{t} threads"

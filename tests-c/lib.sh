@@ -27,6 +27,13 @@ build_plain() {
 VALGRIND=(valgrind --quiet --error-exitcode=99 --leak-check=full
           --errors-for-leak-kinds=definite --show-leak-kinds=definite
           --track-origins=no)
+# have_valgrind: whether valgrind is installed; if not, the valgrind runs
+# fail (a fresh machine has it, so its absence is an error).
+have_valgrind() {
+    command -v valgrind >/dev/null && return 0
+    fail "valgrind runs: valgrind is not installed (apt-get install valgrind)"
+    return 1
+}
 
 # run_bounded SECONDS CMD...: runs CMD, killed after SECONDS.
 run_bounded() {

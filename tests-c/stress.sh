@@ -80,7 +80,7 @@ run() {
                 END { report() }' |
                 sort | uniq -c | sort -rn | sed -n '1,15s/^/    | /p'
         else
-            tail -n 15 "$log" | sed 's/^/    | /'
+            tail_of "$log" 15
         fi
         [ "$rc" = 124 ] || [ "$rc" = 137 ] && echo "    (killed after ${secs}s)"
         fail "$name (exit $rc, $((SECONDS - start))s; log: $log)"

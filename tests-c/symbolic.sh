@@ -124,7 +124,7 @@ if build_plain "$dir/forward" "$SSLSESS_ROOT/tests-c/symbolic.c" >"$dir/forward-
         "removes and flushes, -Bsymbolic libssl without libsslsess (reference)"
 else
     fail "building tests-c/symbolic.c"
-    sed 's/^/    | /' "$dir/forward-build.log" | tail -20
+    tail_of "$dir/forward-build.log"
 fi
 
 # libsslsess learns libssl's not-resumable flag on probe sessions, which an
@@ -137,7 +137,7 @@ if build_plain "$dir/conformance" "$SSLSESS_ROOT/tests-c/conformance.c" >"$dir/c
         env LD_LIBRARY_PATH="$dir" LD_PRELOAD="$SSLSESS_LIB" "$dir/conformance" --count-probes
 else
     fail "building tests-c/conformance.c"
-    sed 's/^/    | /' "$dir/conformance-build.log" | tail -20
+    tail_of "$dir/conformance-build.log"
 fi
 
 suite_summary symbolic-suite

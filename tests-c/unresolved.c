@@ -36,8 +36,8 @@ static int one_internal_error_naming(const char *function)
     struct popped_error e = pop_error_saying(function);
     int ok = e.ssl_and_says && ERR_GET_REASON(e.code) == ERR_R_INTERNAL_ERROR;
     if (!ok)
-        printf("#   error: lib %d reason %d text '%s'\n", e.code ? ERR_GET_LIB(e.code) : 0,
-               e.code ? ERR_GET_REASON(e.code) : 0, e.text);
+        printf("#   error: lib %d reason %d text '%s'\n", ERR_GET_LIB(e.code),
+               ERR_GET_REASON(e.code), e.text);
     ok = ok && ERR_peek_error() == 0;
     ERR_clear_error();
     return ok;
