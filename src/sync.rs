@@ -70,9 +70,13 @@ impl<T> Lock<T> {
 /// is not re-entrant, and it is
 /// not fair: a waiter past its spins that finds it taken again starts over
 /// at yielding.
+///
+/// The value comes first and the flag after it (`repr(C)`), so that a
+/// container can tell which cache line each lands on.
+#[repr(C)]
 pub struct SpinLock<T> {
-    locked: AtomicBool,
     value: UnsafeCell<T>,
+    locked: AtomicBool,
 }
 
 // SAFETY: the value is reached only through a `SpinGuard`, and the flag lets
