@@ -283,7 +283,7 @@ fn instant_ns() -> u64 {
 /// Stamps order the entries of equal expiry across shards. While counting
 /// is batched, without a counter that every thread writes: a reading of
 /// `clock`, no lower than `floor` (one past the last stamp exact counting
-/// gave out, see `Counters::stamps`), made strictly increasing per thread
+/// gave out, see `Evictions::next_stamp`), made strictly increasing per thread
 /// (and per shard, see [`Shard::stamp`]), so that of two adds one of which
 /// happens before the other, the first has the lower stamp, as with
 /// libssl's single list.
@@ -299,6 +299,17 @@ fn clock_stamp(clock: Clock, floor: u64) -> u64 {
         stamp
     })
     .unwrap_or(now)
+}
+
+/// The stamp of an entry whose element was made while counting was exact,
+/// until it is placed (see [`SessionCache::place`]): later than any drawn
+/// stamp, with the shard's number in its low bits like them.
+fn provisional_stamp(shard: u8) -> u64 {
+    u64::MAX << SHARD_BITS | shard as u64
+}
+
+fn is_provisional(stamp: u64) -> bool {
+    stamp >> SHARD_BITS == u64::MAX >> SHARD_BITS
 }
 
 /// An element of an [`Order`] (a shard's, or the cache-wide one of
@@ -370,6 +381,8 @@ fn settle_front<H>(
 /// heap for the others. The earliest element is the earlier of the run's
 /// front and the heap's root, so an add in rank order and the eviction of
 /// the earliest entry cost O(1); only elements out of order pay O(log n).
+/// The run's header comes first (`repr(C)`, see [`CountedEvictions`]).
+#[repr(C)]
 struct Order {
     run: VecDeque<OrderEntry>,
     heap: Vec<OrderEntry>,
@@ -498,7 +511,13 @@ fn sift_down(heap: &mut [OrderEntry], mut pos: usize) {
 /// by hash, and the session itself says whether it has the key.
 struct Slot<S> {
     session: Option<S>,
-    /// The entry's rank; its element's rank is this or earlier.
+    /// The entry's rank; its element's rank is this or earlier. Except that
+    /// while counting is exact, the stamp is provisional (see
+    /// [`provisional_stamp`]) and drawn only when the element is placed, under
+    /// the eviction lock, so that adds write no common line under their
+    /// shard locks: the element then holds the rank, and every re-sort makes
+    /// a new one. A switch back to batches (or a flush that reports in
+    /// order) copies the drawn stamps into the slots.
     expiry: Expiry,
     stamp: u64,
     /// The key's table hash, to find the slot's index entry on removal; in
@@ -573,12 +592,20 @@ fn slot_in<S>(chunks: &[Vec<Slot<S>>], i: u32) -> &Slot<S> {
 /// `e` at its entry's rank, if it stands for a live entry of the shard whose
 /// slab `chunks` is (else it is stale). Elements of the cache-wide order can
 /// outlive their shard's slab (see [`Shard::detach`]): slots are looked up
-/// with bounds checks.
+/// with bounds checks. A slot whose stamp is provisional has its rank in
+/// its one live element (see [`Slot::stamp`]).
 fn current_in<S>(chunks: &[Vec<Slot<S>>], e: &OrderEntry) -> Option<OrderEntry> {
     let slot = chunks
         .get((e.slot >> CHUNK_BITS) as usize)?
         .get(e.slot as usize & (CHUNK - 1))?;
-    (slot.session.is_some() && slot.seq == e.seq).then(|| e.at((slot.expiry, slot.stamp)))
+    if slot.session.is_none() || slot.seq != e.seq {
+        return None;
+    }
+    Some(if is_provisional(slot.stamp) {
+        *e
+    } else {
+        e.at((slot.expiry, slot.stamp))
+    })
 }
 
 /// Whether slot `i` holds the session with `key`; `same` is a fast yes for
@@ -758,12 +785,13 @@ impl<S> Shard<S> {
     }
 
     /// Gives the entry in slot `i` a new rank; returns the new element to
-    /// place in the cache-wide order, if `to` says it goes there.
+    /// place in the cache-wide order, if `to` says it goes there (always: its
+    /// stamp is drawn there).
     fn rerank(&mut self, i: u32, rank: Rank, to: Target) -> Option<OrderEntry> {
         let old = self.rank_of(i);
         let slot = self.slot_mut(i);
         (slot.expiry, slot.stamp) = rank;
-        if rank >= old {
+        if matches!(to, Target::Shard) && rank >= old {
             // The element's rank stays a lower bound.
             return None;
         }
@@ -797,6 +825,18 @@ impl<S> Shard<S> {
     /// shard, each moved to its entry's rank.
     fn keep_live(&self, elements: &mut Vec<OrderEntry>) {
         elements.retain_mut(|e| self.current(e).map(|now| *e = now).is_some());
+    }
+
+    /// [`Self::keep_live`], and gives each provisional slot the stamp its
+    /// live element drew (see [`Slot::stamp`]).
+    fn adopt_live(&mut self, elements: &mut Vec<OrderEntry>) {
+        self.keep_live(elements);
+        for e in elements.iter() {
+            let slot = self.slot_mut(e.slot);
+            if is_provisional(slot.stamp) {
+                slot.stamp = e.stamp;
+            }
+        }
     }
 
     /// Rebuilds the order from its live elements, sorted into one run, once
@@ -914,11 +954,15 @@ impl<S> ShardCell<S> {
 /// against its shard, under that shard's lock, after letting this one go:
 /// the lock is held for two order operations per evicting add.
 ///
-/// The order's two headers, which an evicting add writes, come first
-/// (`repr(C)`): they share a cache line with the count (see
+/// The stamp counter and the run's header, which an evicting add writes,
+/// come first (`repr(C)`): they share a cache line with the count (see
 /// [`CountedEvictions`]).
 #[repr(C)]
 struct Evictions {
+    /// The next stamp while counting is exact, drawn by each element placed
+    /// here (see [`Slot::stamp`]): a counter costs less than a clock reading.
+    /// Each switch to exact counting starts it above every stamp given out.
+    next_stamp: u64,
     order: Order,
     /// The order's length beyond which it is compacted.
     compact_at: usize,
@@ -928,10 +972,18 @@ struct Evictions {
 impl Evictions {
     fn new() -> Self {
         Evictions {
+            next_stamp: 0,
             order: Order::new(),
             compact_at: 0,
             active: false,
         }
+    }
+
+    /// A stamp for an element of `shard` that joins the order now.
+    fn draw_stamp(&mut self, shard: usize) -> u64 {
+        let stamp = self.next_stamp << SHARD_BITS | shard as u64;
+        self.next_stamp += 1;
+        stamp
     }
 
     /// Makes `live` (earliest first) the order; the next compaction is due
@@ -967,7 +1019,6 @@ pub struct SessionCache<S> {
     evictions: CountedEvictions,
     /// Read on every call: kept off the lines that adds write.
     hasher: KeyHasher,
-    counters: Counters,
     mode: Mode,
     /// Switches between batched and exact counting take it exclusively;
     /// flushes of expired entries share it, so that no switch moves
@@ -995,10 +1046,11 @@ pub struct SessionCache<S> {
 /// count itself and take its victim's element, and the other threads'
 /// evictions wait for it: so what it writes there sits on few cache lines,
 /// each fetched once per hold (`repr(C)`, a layout test checks it). The
-/// count and the order's two headers fill the first line, the lock's flag
-/// and what the holder only reads (`compact_at`, `active`) the second: a
-/// waiter reads the flag without taking the first line from the holder.
-/// Besides these, the holder touches the order's two ends. A remove while
+/// count, the stamp counter and the run's header share the first line; the
+/// lock's flag and what the holder only reads (the heap's header, which
+/// elements in rank order leave alone, `compact_at`, `active`) the second:
+/// a waiter reads the flag without taking the first line from the holder.
+/// Besides these, the holder touches the run's two ends. A remove while
 /// counting is exact writes the count without the lock, which is rarer
 /// than adds near the limit. (Moving the count here from a line of its own
 /// made 2-thread churn about 1.05x as fast, paired hand runs.)
@@ -1016,18 +1068,9 @@ impl CountedEvictions {
     }
 }
 
-/// The stamp counter, on a line of its own.
-#[repr(align(64))]
-struct Counters {
-    /// The next stamp while counting is exact: a counter costs less than a
-    /// clock reading. Each
-    /// switch to exact counting starts it above every stamp given out.
-    stamps: AtomicU64,
-}
-
 /// How the cache counts: read on every call, written only by the switches
 /// (and when the limit changes), so on a line of its own, apart from the
-/// count and stamps that exact counting writes on every add.
+/// count that exact counting writes on every add.
 #[repr(align(64))]
 struct Mode {
     /// Written with every lock held (see `count_exactly`): read under any
@@ -1061,9 +1104,6 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
                 lock: SpinLock::new(Evictions::new()),
             },
             hasher: KeyHasher::new(),
-            counters: Counters {
-                stamps: AtomicU64::new(0),
-            },
             mode: Mode {
                 exact: AtomicBool::new(false),
                 limit: AtomicUsize::new(0),
@@ -1087,7 +1127,6 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         }
         self.evictions.lock.exempt_from_race_checks();
         sync::exempt_from_race_checks(&self.evictions.len);
-        sync::exempt_from_race_checks(&self.counters);
         sync::exempt_from_race_checks(&self.mode);
         sync::exempt_from_race_checks(&self.flushes);
     }
@@ -1141,20 +1180,18 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     }
 
     /// A stamp for an entry of a (locked) shard and the order its new
-    /// element joins: the stamp counter's next value while counting is
-    /// exact, else a clock stamp (`early`, if one was taken).
+    /// element joins: while counting is exact, a provisional one (the
+    /// element draws its stamp when placed, see [`Slot::stamp`]); else a
+    /// clock stamp (`early`, if one was taken).
     fn stamp(&self, guard: &mut Shard<S>, early: Option<u64>) -> (u64, Target) {
-        let (now, to) = if self.mode.exact.load(Ordering::Relaxed) {
-            let next = self.counters.stamps.fetch_add(1, Ordering::Relaxed);
-            (next, Target::CacheWide)
-        } else {
-            // The floor again: read outside the lock, it could predate the
-            // switch back to batches.
-            let floor = self.mode.floor.load(Ordering::Relaxed);
-            let reading = early.unwrap_or_else(|| self.clock_stamp());
-            (reading.max(floor), Target::Shard)
-        };
-        (guard.stamp(now), to)
+        if self.mode.exact.load(Ordering::Relaxed) {
+            return (provisional_stamp(guard.number), Target::CacheWide);
+        }
+        // The floor again: read outside the lock, it could predate the
+        // switch back to batches.
+        let floor = self.mode.floor.load(Ordering::Relaxed);
+        let reading = early.unwrap_or_else(|| self.clock_stamp());
+        (guard.stamp(reading.max(floor)), Target::Shard)
     }
 
     /// Records `delta` entries added to (or removed from) `shard`, under its
@@ -1213,7 +1250,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         all.sort_by_key(OrderEntry::rank);
         evictions.reset(all);
         evictions.active = true;
-        self.counters.stamps.store(floor + 1, Ordering::Relaxed);
+        evictions.next_stamp = floor + 1;
         self.mode.exact.store(true, Ordering::Relaxed);
     }
 
@@ -1247,12 +1284,13 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         evictions.reset(Vec::new());
         evictions.active = false;
         for (guard, mine) in shards.iter_mut().zip(&mut moving) {
-            guard.keep_live(mine);
+            guard.adopt_live(mine);
             mine.sort_unstable_by_key(OrderEntry::rank);
             guard.order = Order::from_sorted(std::mem::take(mine));
         }
-        let floor = self.counters.stamps.load(Ordering::Relaxed);
-        self.mode.floor.store(floor, Ordering::Relaxed);
+        self.mode
+            .floor
+            .store(evictions.next_stamp, Ordering::Relaxed);
         self.mode.exact.store(false, Ordering::Relaxed);
     }
 
@@ -1313,10 +1351,14 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     }
 
     /// Places `e`, an element a shard made while counting was exact, in the
-    /// cache-wide order (eviction lock held); if counting went back to
-    /// batches since, in its shard's order, unless it is stale.
-    fn place(&self, evictions: &mut Evictions, e: OrderEntry) {
+    /// cache-wide order (eviction lock held), where a provisional stamp is
+    /// drawn; if counting went back to batches since, in its shard's order,
+    /// unless it is stale.
+    fn place(&self, evictions: &mut Evictions, mut e: OrderEntry) {
         if evictions.active {
+            if is_provisional(e.stamp) {
+                e.stamp = evictions.draw_stamp(e.shard());
+            }
             evictions.order.push(e);
             if evictions.is_compaction_due(&e) {
                 self.compact(evictions);
@@ -1324,10 +1366,16 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
             return;
         }
         let mut guard = self.lock(e.shard());
-        if let Some(now) = guard.current(&e) {
-            guard.order.push(now);
-            guard.compact_if_stale();
+        let Some(mut now) = guard.current(&e) else {
+            return;
+        };
+        if is_provisional(now.stamp) {
+            // Its entry is stamped now, as an add while batched is.
+            now.stamp = guard.stamp(self.clock_stamp());
+            guard.slot_mut(now.slot).stamp = now.stamp;
         }
+        guard.order.push(now);
+        guard.compact_if_stale();
     }
 
     /// Rebuilds the cache-wide order from its live elements, each at its
@@ -1565,15 +1613,28 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     /// the next is taken: so flushes that run at once each drain a share. A
     /// switch of counting mode meanwhile moves only elements that go stale
     /// with their shard's entries, or that stand for entries added since.
+    /// Reported in order, an entry placed while counting was exact first
+    /// gets the stamp its element drew (see [`Slot::stamp`]); one added
+    /// during the flush may still have a provisional stamp, and then comes
+    /// after the others of its expiry.
     fn flush_all(&self, in_order: bool) -> Vec<(Rank, S)> {
-        let old_order = std::mem::replace(&mut self.evictions.lock().order, Order::new());
+        let mut old_order = {
+            let mut evictions = self.evictions.lock();
+            let old = std::mem::replace(&mut evictions.order, Order::new());
+            evictions.reset(Vec::new());
+            old
+        };
+        let mut placed = in_order.then(|| by_shard(old_order.take_all()));
         drop(old_order);
         let mut out = Vec::new();
         for shard in self.flush_turn() {
             let mut guard = self.lock(shard);
-            let emptied = guard.detach();
+            let mut emptied = guard.detach();
             self.count_flushed(shard, &guard, emptied.pending, emptied.live);
             drop(guard);
+            if let Some(placed) = &mut placed {
+                emptied.adopt_live(&mut placed[shard]);
+            }
             emptied.drain_all(&mut out, in_order);
         }
         out
@@ -1723,15 +1784,17 @@ mod tests {
     }
 
     /// The lines an evicting add writes under the eviction lock (see
-    /// [`CountedEvictions`]): the count and the order's headers on the
-    /// first, the lock's flag on the second.
+    /// [`CountedEvictions`]): the count, the stamp counter and the run's
+    /// header on the first, the lock's flag on the second.
     #[test]
     fn count_and_order_headers_share_a_line_apart_from_the_flag() {
         use std::mem::{offset_of, size_of};
         let value = offset_of!(CountedEvictions, lock);
         assert_eq!(offset_of!(CountedEvictions, len), 0);
-        assert_eq!(offset_of!(Evictions, order), 0);
-        assert!(value + size_of::<Order>() <= 64);
+        assert_eq!(offset_of!(Evictions, next_stamp), 0);
+        assert_eq!(offset_of!(Order, run), 0);
+        let run = value + offset_of!(Evictions, order);
+        assert!(run + size_of::<VecDeque<OrderEntry>>() <= 64);
         let flag = value + size_of::<Evictions>();
         assert!((64..128).contains(&flag), "flag at {flag}");
         assert_eq!(std::mem::align_of::<CountedEvictions>(), 64);
@@ -2588,12 +2651,14 @@ mod tests {
     /// An element for `n`'s entry made as a concurrent add would make it for
     /// the cache-wide order, not yet placed (its entry's old element goes
     /// stale).
+    /// A re-sort of entry `n` while counting is exact, as an add makes it
+    /// (a provisional stamp), up to the placing.
     fn unplaced_element(c: &SessionCache<Sess>, n: u32) -> OrderEntry {
         let (hash, shard) = c.locate(&key(n));
         let mut g = c.lock(shard);
         let i = g.find(hash, &key(n), |_| false).unwrap();
-        let rank = g.rank_of(i);
-        g.push(rank, i, Target::CacheWide).unwrap()
+        let rank = (g.rank_of(i).0, provisional_stamp(g.number));
+        g.rerank(i, rank, Target::CacheWide).unwrap()
     }
 
     #[test]
@@ -2601,7 +2666,9 @@ mod tests {
         // The element an add made under its shard lock while counting was
         // exact is placed once that lock is let go: by then counting may be
         // batched (the shard's order takes it) or exact again (the
-        // cache-wide order does). Either way the entry still expires.
+        // cache-wide order does). Either way the entry still expires, and
+        // gets its stamp there: before that of an add of the same expiry
+        // that follows.
         for exact in [false, true] {
             let c = SessionCache::new();
             for n in 0..10 {
@@ -2613,9 +2680,10 @@ mod tests {
             }
             c.place(&mut c.evictions.lock(), e);
             assert_eq!(c.evictions.lock().order.len(), if exact { 10 } else { 0 });
+            add_new(&c, 10, 103, 0);
             assert_eq!(
                 ids(&c.flush(FlushScope::ExpiredAt(104), true)),
-                vec![0, 1, 2, 3],
+                vec![0, 1, 2, 3, 10],
                 "exact: {exact}"
             );
             // A stale element is dropped wherever it lands.
