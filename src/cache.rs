@@ -316,11 +316,13 @@ fn is_provisional(stamp: u64) -> bool {
 /// [`Evictions`]): a rank, and the slot and seq of the entry it stands for
 /// (its stamp names the shard, see [`Shard::stamp`]). Removing an entry does not touch the order: its element just
 /// goes stale (its slot is free, or holds another seq) and is dropped when
-/// it comes first or when the order is compacted. Re-sorting an entry to a
-/// later rank (a duplicate add, the usual case) only updates its slot: the
-/// element's rank is then a lower bound, and the element is moved to the
-/// slot's rank when it comes first. Re-sorting to an earlier rank pushes a
-/// new element (new seq). So remove and re-sort are O(1) or a push, and
+/// it comes first or when the order is compacted. While counting is
+/// batched, re-sorting an entry to a later rank (a duplicate add, the usual
+/// case) only updates its slot: the element's rank is then a lower bound,
+/// and the element is moved to the slot's rank when it comes first.
+/// Re-sorting to an earlier rank, and any re-sort while counting is exact
+/// (see [`Slot::stamp`]), pushes a new element (new seq), and the old one
+/// goes stale. So remove and re-sort are O(1) or a push, and
 /// eviction and flush take the earliest in O(1) (from the run) or O(log n)
 /// (from the heap), amortised.
 #[derive(Clone, Copy)]
@@ -512,12 +514,14 @@ fn sift_down(heap: &mut [OrderEntry], mut pos: usize) {
 struct Slot<S> {
     session: Option<S>,
     /// The entry's rank; its element's rank is this or earlier. Except that
-    /// while counting is exact, the stamp is provisional (see
-    /// [`provisional_stamp`]) and drawn only when the element is placed, under
-    /// the eviction lock, so that adds write no common line under their
-    /// shard locks: the element then holds the rank, and every re-sort makes
-    /// a new one. A switch back to batches (or a flush that reports in
-    /// order) copies the drawn stamps into the slots.
+    /// an entry added or re-sorted while counting is exact gets a provisional
+    /// stamp (see [`provisional_stamp`]); its element draws the real one when
+    /// placed, under the eviction lock, so that adds write no cache-wide line
+    /// under their shard locks: the element then holds the rank, and every
+    /// re-sort while exact makes a new one. A switch back to batches (or a
+    /// flush that reports in order) copies the drawn stamps into the slots;
+    /// an element still on its way then is stamped from the clock when it
+    /// is placed. Entries carried into exact counting keep their stamps.
     expiry: Expiry,
     stamp: u64,
     /// The key's table hash, to find the slot's index entry on removal; in
@@ -892,7 +896,9 @@ impl<S> Shard<S> {
             }));
         }
         if in_order {
-            // Stamps are unique within a shard: no ties to keep stable.
+            // Stamps are unique within a shard, but for provisional ones
+            // (see `SessionCache::flush_all`), whose ties come out in no
+            // particular order.
             out[start..].sort_unstable_by_key(|(rank, _)| *rank);
         }
     }
@@ -1047,9 +1053,10 @@ pub struct SessionCache<S> {
 /// evictions wait for it: so what it writes there sits on few cache lines,
 /// each fetched once per hold (`repr(C)`, a layout test checks it). The
 /// count, the stamp counter and the run's header share the first line; the
-/// lock's flag and what the holder only reads (the heap's header, which
-/// elements in rank order leave alone, `compact_at`, `active`) the second:
-/// a waiter reads the flag without taking the first line from the holder.
+/// lock's flag and what the holder only reads (`compact_at`, `active`) the
+/// second, with the heap's header across the two (read, and written only by
+/// elements out of rank order): a waiter reads the flag without taking the
+/// first line from the holder.
 /// Besides these, the holder touches the run's two ends. A remove while
 /// counting is exact writes the count without the lock, which is rarer
 /// than adds near the limit. (Moving the count here from a line of its own
@@ -1413,9 +1420,10 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
             self.place(&mut evictions, e);
             // Counted only once it is placed (an add that owes a victim
             // then never finds nothing to evict while another new entry is
-            // counted but not yet evictable; a re-sort to an earlier rank
-            // still leaves its entry without a placed element for a moment,
-            // see the README's Known gaps), unless the cache is full: then
+            // counted but not yet evictable; a re-sort while exact, or to an
+            // earlier rank, still leaves its entry without a placed element
+            // for a moment, see the README's Known gaps), unless the cache is
+            // full: then
             // it and the victim it now owes cancel out, and `len` is not
             // written at all.
             counted = uncounted.then(|| {
@@ -1614,9 +1622,11 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     /// switch of counting mode meanwhile moves only elements that go stale
     /// with their shard's entries, or that stand for entries added since.
     /// Reported in order, an entry placed while counting was exact first
-    /// gets the stamp its element drew (see [`Slot::stamp`]); one added
-    /// during the flush may still have a provisional stamp, and then comes
-    /// after the others of its expiry.
+    /// gets the stamp its element drew (see [`Slot::stamp`]); one added or
+    /// re-sorted during the flush, or whose element an eviction had taken
+    /// out of the order to check it, may still have a provisional stamp,
+    /// and then comes after the others of its expiry (among themselves, in
+    /// no particular order).
     fn flush_all(&self, in_order: bool) -> Vec<(Rank, S)> {
         let mut old_order = {
             let mut evictions = self.evictions.lock();
@@ -2648,11 +2658,9 @@ mod tests {
         assert_eq!(c.len(), 1000);
     }
 
-    /// An element for `n`'s entry made as a concurrent add would make it for
-    /// the cache-wide order, not yet placed (its entry's old element goes
-    /// stale).
     /// A re-sort of entry `n` while counting is exact, as an add makes it
-    /// (a provisional stamp), up to the placing.
+    /// (a provisional stamp), up to the placing: the entry's old element
+    /// goes stale.
     fn unplaced_element(c: &SessionCache<Sess>, n: u32) -> OrderEntry {
         let (hash, shard) = c.locate(&key(n));
         let mut g = c.lock(shard);
