@@ -355,18 +355,20 @@ reentrant preload "$PLAIN" env LD_PRELOAD="$SSLSESS_LIB" "$PLAIN"
 # probe sessions that learn the flag, each freed; none when
 # SSLSESS_MARK_VIA_LIBSSL=1 (which also shows the setting reaches a
 # preloaded library, as in run (f)) or with plain libssl.
-# probes NAME WANT CMD...: CMD --count-probes prints made=WANT freed=WANT.
+# probes NAME WANT BINARY CMD...: CMD runs BINARY --count-probes, which
+# prints made=WANT freed=WANT.
 probes() {
-    local name=$1 want=$2; shift 2
+    local name=$1 want=$2 bin=$3; shift 3
+    built "probes, $name" "$bin" || return
     bounded_case "$OUT/probes-$name" "probes, $name" \
         "the ex_data callbacks see $want sessions made and freed besides the program's" \
         "made=$want freed=$want\$" "$@" --count-probes
 }
-probes linked 2 "$LINKED"
-probes preload 2 env LD_PRELOAD="$SSLSESS_LIB" "$PLAIN"
-probes linked-mark-via-libssl 0 env SSLSESS_MARK_VIA_LIBSSL=1 "$LINKED"
-probes preload-mark-via-libssl 0 env LD_PRELOAD="$SSLSESS_LIB" SSLSESS_MARK_VIA_LIBSSL=1 "$PLAIN"
-probes plain-libssl 0 "$PLAIN"
+probes linked 2 "$LINKED" "$LINKED"
+probes preload 2 "$PLAIN" env LD_PRELOAD="$SSLSESS_LIB" "$PLAIN"
+probes linked-mark-via-libssl 0 "$LINKED" env SSLSESS_MARK_VIA_LIBSSL=1 "$LINKED"
+probes preload-mark-via-libssl 0 "$PLAIN" env LD_PRELOAD="$SSLSESS_LIB" SSLSESS_MARK_VIA_LIBSSL=1 "$PLAIN"
+probes plain-libssl 0 "$PLAIN" "$PLAIN"
 
 # A server's stderr can be a pipe whose reader is gone (SIGPIPE ignored, as
 # servers do): tracing must then fail quietly, not abort the program.
