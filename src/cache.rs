@@ -301,11 +301,18 @@ fn clock_stamp(clock: Clock, floor: u64) -> u64 {
     .unwrap_or(now)
 }
 
+/// A stamp: `n` with the number of the shard it was given out for in its
+/// low bits, so that stamps are unique cache-wide and an element names its
+/// shard without growing. `n` stays below 2^(64 - SHARD_BITS).
+fn shard_stamp(n: u64, shard: u8) -> u64 {
+    n << SHARD_BITS | shard as u64
+}
+
 /// The stamp of an entry whose element was made while counting was exact,
 /// until it is placed (see [`SessionCache::place`]): later than any drawn
 /// stamp, with the shard's number in its low bits like them.
 fn provisional_stamp(shard: u8) -> u64 {
-    u64::MAX << SHARD_BITS | shard as u64
+    shard_stamp(u64::MAX >> SHARD_BITS, shard)
 }
 
 fn is_provisional(stamp: u64) -> bool {
@@ -534,8 +541,10 @@ struct Slot<S> {
     /// `Evictions::is_compaction_due`). A stale element can then meet its
     /// seq again only if its entry lived nearly 2^32 of the shard's draws
     /// and the seq came round to the same slot before the next compaction:
-    /// it then stands for that slot's new entry too, a second element that
-    /// the rank checks treat as an outdated one.
+    /// it then stands for that slot's new entry too: a second element that
+    /// the rank checks treat as an outdated one, or, if that entry's stamp
+    /// is provisional (see [`Self::stamp`]), as a live one at its own rank,
+    /// which can then be evicted or flushed at that rank.
     seq: u32,
 }
 
@@ -662,13 +671,12 @@ impl<S> Shard<S> {
         self.next_seq
     }
 
-    /// A stamp at or after `now` (below 2^60: 36 years of a clock in
-    /// nanoseconds), later than any this shard gave out, with the shard's
-    /// number in its low bits: so stamps are unique cache-wide, and an
-    /// element of the cache-wide order names its shard without growing.
+    /// A stamp at or after `now` (below 2^(64 - SHARD_BITS): 36 years of a
+    /// clock in nanoseconds with 16 shards), later than any this shard gave
+    /// out (see [`shard_stamp`]).
     fn stamp(&mut self, now: u64) -> u64 {
         self.last_stamp = now.max(self.last_stamp + 1);
-        self.last_stamp << SHARD_BITS | self.number as u64
+        shard_stamp(self.last_stamp, self.number)
     }
 
     /// The slot holding the session with `key`.
@@ -966,8 +974,10 @@ impl<S> ShardCell<S> {
 #[repr(C)]
 struct Evictions {
     /// The next stamp while counting is exact, drawn by each element placed
-    /// here (see [`Slot::stamp`]): a counter costs less than a clock reading.
-    /// Each switch to exact counting starts it above every stamp given out.
+    /// here (see [`Slot::stamp`]) rather than read from the clock (a variant
+    /// reading the clock here churned slower on one thread in hand runs, see
+    /// the README). Each switch to exact counting starts it above every
+    /// stamp given out.
     next_stamp: u64,
     order: Order,
     /// The order's length beyond which it is compacted.
@@ -987,7 +997,7 @@ impl Evictions {
 
     /// A stamp for an element of `shard` that joins the order now.
     fn draw_stamp(&mut self, shard: usize) -> u64 {
-        let stamp = self.next_stamp << SHARD_BITS | shard as u64;
+        let stamp = shard_stamp(self.next_stamp, shard as u8);
         self.next_stamp += 1;
         stamp
     }
@@ -1059,8 +1069,8 @@ pub struct SessionCache<S> {
 /// first line from the holder.
 /// Besides these, the holder touches the run's two ends. A remove while
 /// counting is exact writes the count without the lock, which is rarer
-/// than adds near the limit. (Moving the count here from a line of its own
-/// made 2-thread churn about 1.05x as fast, paired hand runs.)
+/// than adds near the limit. (The README gives the hand runs that moved the
+/// count here from a line of its own.)
 #[repr(C, align(64))]
 struct CountedEvictions {
     /// Signed: a claimed eviction is counted before its victim leaves, so a
@@ -1218,20 +1228,6 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         }
     }
 
-    /// Counts an entry just added to `shard`, under its lock. When counting
-    /// exactly, the count is left to [`Self::enforce`], which makes it part
-    /// of the eviction claim (one write of `len` per add); returns whether
-    /// it was left.
-    fn count_added(&self, cell: &ShardCell<S>, shard: &mut Shard<S>) -> bool {
-        if self.mode.exact.load(Ordering::Relaxed) {
-            cell.live.store(shard.live, Ordering::Relaxed);
-            true
-        } else {
-            self.count(cell, shard, 1);
-            false
-        }
-    }
-
     /// Switches to exact counting, and to the cache-wide order: with the
     /// eviction lock and every shard lock held, folds each shard's count
     /// difference into `len`, moves its elements into the cache-wide order,
@@ -1321,36 +1317,39 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         let mut guard = self.lock(shard);
         let (stamp, to) = self.stamp(&mut guard, early);
         let rank = (expiry, stamp);
-        let (slot, replaced, uncounted, placing) =
-            match guard.insert_or_find(hash, &key, offer, rank) {
-                Ok(i) => {
-                    let uncounted = self.count_added(cell, &mut guard);
-                    let placing = guard.push(rank, i, to);
-                    (i, None, uncounted, placing)
+        let (slot, replaced, placing) = match guard.insert_or_find(hash, &key, offer, rank) {
+            Ok(i) => {
+                match to {
+                    Target::Shard => self.count(cell, &mut guard, 1),
+                    // Counted once placed (see `enforce`), so that the
+                    // count and the eviction claim are one write.
+                    Target::CacheWide => cell.live.store(guard.live, Ordering::Relaxed),
                 }
-                Err((i, offer)) => {
-                    // Same key: re-sort, and swap the object if it is
-                    // another one. The offer's code runs first: should it
-                    // panic, the entry still has its element.
-                    let cached = guard.slot(i).session.as_ref().expect("live slot");
-                    if offer.is(cached) {
-                        let placing = guard.rerank(i, rank, to);
-                        drop(guard);
-                        if let Some(e) = placing {
-                            self.place(&mut self.evictions.lock(), e);
-                        }
-                        return Added::Duplicate(offer);
-                    }
-                    let handle = offer.into_handle();
+                (i, None, guard.push(rank, i, to))
+            }
+            Err((i, offer)) => {
+                // Same key: re-sort, and swap the object if it is
+                // another one. The offer's code runs first: should it
+                // panic, the entry still has its element.
+                let cached = guard.slot(i).session.as_ref().expect("live slot");
+                if offer.is(cached) {
                     let placing = guard.rerank(i, rank, to);
-                    let cached = guard.slot_mut(i).session.as_mut().expect("live slot");
-                    (i, Some(std::mem::replace(cached, handle)), false, placing)
+                    drop(guard);
+                    if let Some(e) = placing {
+                        self.place(&mut self.evictions.lock(), e);
+                    }
+                    return Added::Duplicate(offer);
                 }
-            };
+                let handle = offer.into_handle();
+                let placing = guard.rerank(i, rank, to);
+                let cached = guard.slot_mut(i).session.as_mut().expect("live slot");
+                (i, Some(std::mem::replace(cached, handle)), placing)
+            }
+        };
         // The entry's live element, which its own eviction spares.
         let spare = (shard, slot, guard.slot(slot).seq);
         drop(guard);
-        let evicted = self.enforce(limit, placing, spare, uncounted);
+        let evicted = self.enforce(limit, placing, spare, replaced.is_none());
         match replaced {
             None => Added::New { evicted },
             Some(old) => Added::Replaced { old, evicted },
@@ -1403,14 +1402,14 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     /// (shard, slot, seq: should that entry leave and its slot be reused
     /// meanwhile, the slot's new entry is not spared); first places the
     /// entry's new element, if it made one for the cache-wide order, and
-    /// counts the entry if `uncounted` (a new entry while counting is
-    /// exact, which always made one).
+    /// then counts the entry if it is `new` (a new entry made such an
+    /// element exactly when counting was exact, and was not counted yet).
     fn enforce(
         &self,
         limit: usize,
         placing: Option<OrderEntry>,
         added: (usize, u32, u32),
-        uncounted: bool,
+        new: bool,
     ) -> Evicted<S> {
         let mut evicted = Evicted::new();
         let mut counted = None;
@@ -1423,10 +1422,9 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
             // counted but not yet evictable; a re-sort while exact, or to an
             // earlier rank, still leaves its entry without a placed element
             // for a moment, see the README's Known gaps), unless the cache is
-            // full: then
-            // it and the victim it now owes cancel out, and `len` is not
-            // written at all.
-            counted = uncounted.then(|| {
+            // full: then it and the victim it now owes cancel out, and `len`
+            // is not written at all.
+            counted = new.then(|| {
                 self.evictions
                     .len
                     .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |len| {
@@ -1518,9 +1516,11 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     /// cache-wide order; the lock is let go before the element's shard is
     /// locked to check it and take its entry, so that the next eviction
     /// need not wait for that (the lines of a shard another thread wrote
-    /// last). An element found stale (its entry left meanwhile) or outdated
-    /// (re-sorted to a later rank: it goes back in at that rank) makes it
-    /// take the next one.
+    /// last). An element found stale (its entry left, or was re-sorted while
+    /// exact, meanwhile) or outdated (its entry's rank is later: it goes
+    /// back in at that rank; rare here, as every re-sort while exact makes
+    /// a new element, but possible across switches of counting mode) makes
+    /// it take the next one.
     fn evict_earliest<'a>(
         &'a self,
         mut evictions: SpinLockGuard<'a, Evictions>,
