@@ -40,6 +40,11 @@ run_bounded() {
     local secs=$1; shift
     timeout --kill-after=5 "$secs" "$@"
 }
+# timed_out RC: whether run_bounded's exit code RC means the time ran out
+# (124, or 137 when the command had to be killed).
+timed_out() {
+    [ "$1" = 124 ] || [ "$1" = 137 ]
+}
 
 # A suite's steps: pass/fail print one line each and count it;
 # suite_summary NAME prints the closing line "NAME: N passed, N failed" and
@@ -74,7 +79,7 @@ bounded_case() {
         pass "$label: $says ($(cat "$base.out"))"
     else
         local why="exit code $rc"
-        if [ "$rc" -eq 124 ]; then why="timed out (exit code 124)"; fi
+        if timed_out "$rc"; then why="timed out (exit code $rc)"; fi
         fail "$label: $why${pattern:+, expected /$pattern/}: $(cat "$base.out")"
         tail_of "$base.err"
     fi

@@ -82,7 +82,7 @@ run() {
         else
             tail_of "$log" 15
         fi
-        [ "$rc" = 124 ] || [ "$rc" = 137 ] && echo "    (killed after ${secs}s)"
+        timed_out "$rc" && echo "    (killed after ${secs}s)"
         fail "$name (exit $rc, $((SECONDS - start))s; log: $log)"
     elif ! grep -qE '^stress: [0-9]+ passed, 0 failed$' "$log"; then
         fail "$name (no clean summary; log: $log)"
