@@ -4,8 +4,9 @@
 //! Read on every add while a cache is far from its size limit (near it,
 //! stamps come from a counter), so it is `clock_gettime(CLOCK_MONOTONIC)`
 //! itself (a vDSO call) rather than the cache core's default
-//! `Instant::elapsed`, which costs about as much again in conversions. Its readings are all the
-//! cache needs: a total order consistent with happens-before across threads.
+//! `Instant::elapsed`, which costs about as much again in conversions. Its
+//! readings are all the cache needs: a total order consistent with
+//! happens-before across threads.
 
 /// Nanoseconds on the monotonic clock (since an unspecified start).
 #[inline]

@@ -67,9 +67,8 @@ impl<T> Lock<T> {
 /// the processor, then sleeps in short naps: a preempted holder gets to
 /// run, and a waiter of higher real-time priority cannot starve it (by
 /// design: no test runs threads of different priorities). Like `Lock`, it
-/// is not re-entrant, and it is
-/// not fair: a waiter past its spins that finds it taken again starts over
-/// at yielding.
+/// is not re-entrant, and it is not fair: a waiter past its spins that
+/// finds it taken again starts over at yielding.
 ///
 /// The value comes first and the flag after it (`repr(C)`), so that a
 /// container can tell which cache line each lands on.
