@@ -135,6 +135,11 @@ if build_plain "$dir/conformance" "$SSLSESS_ROOT/tests-c/conformance.c" >"$dir/c
     bounded_case "$dir/probes" "probes, -Bsymbolic libssl, preloaded" \
         "no probe sessions made or freed besides the program's" 'made=0 freed=0$' \
         env LD_LIBRARY_PATH="$dir" LD_PRELOAD="$SSLSESS_LIB" "$dir/conformance" --count-probes
+    # No probes is also what plain libssl gives: the run must show that
+    # libsslsess was there and saw the -Bsymbolic libssl.
+    grep -q 'binds SSL_CTX_add_session and friends internally' "$dir/probes.err" \
+        && pass "probes, -Bsymbolic libssl, preloaded: libsslsess announced the -Bsymbolic libssl" \
+        || fail "probes, -Bsymbolic libssl, preloaded: no -Bsymbolic warning on stderr (libsslsess not loaded?)"
 else
     fail "building tests-c/conformance.c"
     tail_of "$dir/conformance-build.log"
