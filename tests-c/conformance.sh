@@ -288,12 +288,13 @@ inert ls ls /
 
 # ---------------------------------------------------------------------------
 banner "6. tracing: SSLSESS_LOG=debug"
-# trace NAME BINARY CMD...: one add and one remove (BINARY --trace-case), traced.
+# trace NAME BUILT CMD...: one add and one remove (CMD ends in --trace-case),
+# traced; BUILT says whether CMD's binary was built (see `built`).
 trace() {
-    local name=$1 bin=$2; shift 2
+    local name=$1 ok=$2; shift 2
     local base="$OUT/trace-$name"
-    built "trace ($name)" "$bin" || return
-    env SSLSESS_LOG=debug "$@" >"$base.out" 2>"$base.err"
+    built "trace ($name)" "$ok" || return
+    run_bounded 20 env SSLSESS_LOG=debug "$@" >"$base.out" 2>"$base.err"
     local rc=$?
     if [ "$rc" -eq 0 ] && grep -Eq 'SSL_CTX_add_session\(.*\) = 1$' "$base.err" \
         && grep -Eq 'SSL_CTX_remove_session\(.*\) = 1$' "$base.err"; then
@@ -303,7 +304,7 @@ trace() {
         fail "trace ($name): exit code $rc, expected trace lines missing"
         tail_of "$base.err"
     fi
-    env -u SSLSESS_LOG "$@" >"$base.quiet.out" 2>"$base.quiet.err"
+    run_bounded 20 env -u SSLSESS_LOG "$@" >"$base.quiet.out" 2>"$base.quiet.err"
     rc=$?
     if [ "$rc" -eq 0 ] && [ ! -s "$base.quiet.err" ] && cmp -s "$base.out" "$base.quiet.out"; then
         pass "trace ($name): without SSLSESS_LOG stderr is empty (same stdout)"
@@ -312,8 +313,8 @@ trace() {
         tail_of "$base.quiet.err"
     fi
 }
-trace linked "$LINKED" "$LINKED" --trace-case
-trace preload "$PLAIN" env LD_PRELOAD="$SSLSESS_LIB" "$PLAIN" --trace-case
+trace linked "$built_linked" "$LINKED" --trace-case
+trace preload "$built_plain" env LD_PRELOAD="$SSLSESS_LIB" "$PLAIN" --trace-case
 
 # The remove marks the session non-resumable: by writing libssl's flag,
 # learned from libssl's own remove, unless told to leave that to libssl.
@@ -330,7 +331,7 @@ flag_line() {
 # The linked trace above (its exit code is checked there).
 flag_line learned "$OUT/trace-linked.err" 0 \
     "learned from libssl's remove, [0-9][0-9]* bytes after the session id"
-env SSLSESS_LOG=debug SSLSESS_MARK_VIA_LIBSSL=1 "$LINKED" --trace-case >/dev/null \
+run_bounded 20 env SSLSESS_LOG=debug SSLSESS_MARK_VIA_LIBSSL=1 "$LINKED" --trace-case >/dev/null \
     2>"$OUT/trace-mark-via-libssl.err"
 flag_line mark-via-libssl "$OUT/trace-mark-via-libssl.err" $? "SSLSESS_MARK_VIA_LIBSSL is set"
 
@@ -339,40 +340,40 @@ flag_line mark-via-libssl "$OUT/trace-mark-via-libssl.err" $? "SSLSESS_MARK_VIA_
 # or from another it waits for, must get it removed and marked, not wait for
 # the learning (the second case: another thread arriving during learning;
 # a time-out is a deadlock).
-# reentrant NAME BINARY CMD...: CMD runs BINARY --reentrant-learning.
+# reentrant NAME BUILT CMD...: CMD runs its binary --reentrant-learning.
 reentrant() {
-    local name=$1 bin=$2; shift 2
-    built "learning, $name" "$bin" || return
+    local name=$1 ok=$2; shift 2
+    built "learning, $name" "$ok" || return
     bounded_case "$OUT/reentrant-$name" "learning, $name" \
         "removes from an SSL_SESSION ex_data callback meanwhile, same and other thread" "" \
         "$@" --reentrant-learning
 }
-reentrant linked "$LINKED" "$LINKED"
-reentrant preload "$PLAIN" env LD_PRELOAD="$SSLSESS_LIB" "$PLAIN"
+reentrant linked "$built_linked" "$LINKED"
+reentrant preload "$built_plain" env LD_PRELOAD="$SSLSESS_LIB" "$PLAIN"
 
 # What an application's SSL_SESSION ex_data callbacks see besides its own
 # session, around the first remove (README, compatibility table): the two
 # probe sessions that learn the flag, each freed; none when
 # SSLSESS_MARK_VIA_LIBSSL=1 (which also shows the setting reaches a
 # preloaded library, as in run (f)) or with plain libssl.
-# probes NAME WANT BINARY CMD...: CMD runs BINARY --count-probes, which
+# probes NAME WANT BUILT CMD...: CMD runs its binary --count-probes, which
 # prints made=WANT freed=WANT.
 probes() {
-    local name=$1 want=$2 bin=$3; shift 3
-    built "probes, $name" "$bin" || return
+    local name=$1 want=$2 ok=$3; shift 3
+    built "probes, $name" "$ok" || return
     bounded_case "$OUT/probes-$name" "probes, $name" \
         "the ex_data callbacks see $want sessions made and freed besides the program's" \
         "made=$want freed=$want\$" "$@" --count-probes
 }
-probes linked 2 "$LINKED" "$LINKED"
-probes preload 2 "$PLAIN" env LD_PRELOAD="$SSLSESS_LIB" "$PLAIN"
-probes linked-mark-via-libssl 0 "$LINKED" env SSLSESS_MARK_VIA_LIBSSL=1 "$LINKED"
-probes preload-mark-via-libssl 0 "$PLAIN" env LD_PRELOAD="$SSLSESS_LIB" SSLSESS_MARK_VIA_LIBSSL=1 "$PLAIN"
-probes plain-libssl 0 "$PLAIN" "$PLAIN"
+probes linked 2 "$built_linked" "$LINKED"
+probes preload 2 "$built_plain" env LD_PRELOAD="$SSLSESS_LIB" "$PLAIN"
+probes linked-mark-via-libssl 0 "$built_linked" env SSLSESS_MARK_VIA_LIBSSL=1 "$LINKED"
+probes preload-mark-via-libssl 0 "$built_plain" env LD_PRELOAD="$SSLSESS_LIB" SSLSESS_MARK_VIA_LIBSSL=1 "$PLAIN"
+probes plain-libssl 0 "$built_plain" "$PLAIN"
 
 # A server's stderr can be a pipe whose reader is gone (SIGPIPE ignored, as
 # servers do): tracing must then fail quietly, not abort the program.
-SSLSESS_LOG=debug "$LINKED" --trace-case-closed-stderr >"$OUT/trace-epipe.out"
+run_bounded 20 env SSLSESS_LOG=debug "$LINKED" --trace-case-closed-stderr >"$OUT/trace-epipe.out"
 rc=$?
 if [ "$rc" -eq 0 ] && grep -q 'trace-case: add=1 remove=1' "$OUT/trace-epipe.out"; then
     pass "trace: stderr a pipe nobody reads (EPIPE) under SSLSESS_LOG=debug: the program runs on, exit code 0"

@@ -60,9 +60,10 @@ suite_summary() {
 
 # tail_of FILE [N]: FILE's last N (20) lines, indented.
 tail_of() { tail -n "${2:-20}" "$1" | sed 's/^/    | /'; }
-# built LABEL BINARY: whether BINARY was built; if not, LABEL fails.
+# built LABEL BUILT: whether the binary LABEL runs was built and passed its
+# checks (BUILT is 1, as the build step set it); if not, LABEL fails.
 built() {
-    [ -x "$2" ] && return 0
+    [ "$2" = 1 ] && return 0
     fail "$1: binary not built"
     return 1
 }

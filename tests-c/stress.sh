@@ -51,10 +51,12 @@ HELGRIND=(valgrind --quiet --tool=helgrind --error-exitcode=99)
 [ -f "$SUPP" ] && HELGRIND+=(--suppressions="$SUPP")
 
 
-# run NAME SECONDS CMD...: one run; passes when it exits 0 and its summary
-# line says nothing failed. Shows the run's own lines worth reading.
+# run NAME WHO SECONDS CMD...: one run; passes when it exits 0, its header
+# says it ran against WHO ("libsslsess" or "plain libssl": a preload that
+# did not take would test libssl alone), and its summary line says nothing
+# failed. Shows the run's own lines worth reading.
 run() {
-    local name=$1 secs=$2; shift 2
+    local name=$1 who=$2 secs=$3; shift 3
     local log=$OUT/$name.log start=$SECONDS rc
     run_bounded "$secs" "$@" >"$log" 2>&1
     rc=$?
@@ -84,6 +86,8 @@ run() {
         fi
         timed_out "$rc" && echo "    (killed after ${secs}s)"
         fail "$name (exit $rc, $((SECONDS - start))s; log: $log)"
+    elif ! grep -q "^# stress: .*, $who\$" "$log"; then
+        fail "$name (did not run against $who: $(grep -m1 '^# stress' "$log" || echo 'no header'))"
     elif ! grep -qE '^stress: [0-9]+ passed, 0 failed$' "$log"; then
         fail "$name (no clean summary; log: $log)"
     else
@@ -95,26 +99,30 @@ build_linked "$OUT/stress" "$SSLSESS_ROOT/tests-c/stress.c" || { echo "stress: b
 build_plain "$OUT/stress-plain" "$SSLSESS_ROOT/tests-c/stress.c" || { echo "stress: build failed"; exit 1; }
 
 banner "1. linked, $THREADS threads x $OPS operations, $HS handshakes each"
-run linked 60 "$OUT/stress" "$THREADS" "$OPS" "$HS"
+run linked libsslsess 60 "$OUT/stress" "$THREADS" "$OPS" "$HS"
 
 banner "2. LD_PRELOAD into the plain binary, $THREADS threads x $((OPS / 4)) operations"
-run preload 60 env LD_PRELOAD="$SSLSESS_LIB" "$OUT/stress-plain" "$THREADS" $((OPS / 4)) $((HS / 4))
+run preload libsslsess 60 env LD_PRELOAD="$SSLSESS_LIB" "$OUT/stress-plain" "$THREADS" $((OPS / 4)) $((HS / 4))
 
 banner "3. valgrind memcheck, $THREADS threads x $VG_OPS operations, $VG_HS handshakes each"
-run memcheck 120 "${VALGRIND[@]}" "$OUT/stress" "$THREADS" "$VG_OPS" "$VG_HS"
+if have_valgrind; then
+    run memcheck libsslsess 120 "${VALGRIND[@]}" "$OUT/stress" "$THREADS" "$VG_OPS" "$VG_HS"
+fi
 
 banner "4. helgrind, libsslsess built with its helgrind feature, $THREADS threads x $HG_OPS operations, no handshakes"
 HG_TARGET=$SSLSESS_ROOT/target/helgrind
-if run_bounded 600 "${CARGO:-cargo}" build --release --quiet --features helgrind \
+if ! have_valgrind; then
+    : # counted as failed by have_valgrind
+elif run_bounded 600 "${CARGO:-cargo}" build --release --quiet --features helgrind \
     --manifest-path "$SSLSESS_ROOT/Cargo.toml" --target-dir "$HG_TARGET"; then
-    run helgrind 120 env LD_PRELOAD="$HG_TARGET/release/libsslsess.so" \
+    run helgrind libsslsess 120 env LD_PRELOAD="$HG_TARGET/release/libsslsess.so" \
         "${HELGRIND[@]}" "$OUT/stress-plain" "$THREADS" "$HG_OPS" 0
 else
     fail "helgrind (cannot build libsslsess with the helgrind feature)"
 fi
 
 banner "5. plain libssl alone (reference), $THREADS threads x $OPS operations"
-run reference 60 "$OUT/stress-plain" "$THREADS" "$OPS" "$HS"
+run reference "plain libssl" 60 "$OUT/stress-plain" "$THREADS" "$OPS" "$HS"
 
 echo
 suite_summary stress-suite
