@@ -1,8 +1,8 @@
 /*
  * benches/cachebench.c: the workloads of `make bench` (benches/run.sh).
  *
- * Linked to libssl only; benches/run.sh runs it once as is (plain libssl)
- * and once with LD_PRELOAD=libsslsess, interleaved, and compares. Each run
+ * Linked to libssl only; benches/run.sh runs it as is (plain libssl) and
+ * with LD_PRELOAD=libsslsess, interleaved, and compares. Each run
  * measures one workload group and prints "RESULT <name> <value>" lines:
  *
  *   cachebench ops THREADS [N]          cache calls on one SSL_CTX holding N
@@ -12,7 +12,19 @@
  *   cachebench hs 12|13 SESSIONS THREADS HANDSHAKES
  *                                       resumed handshakes per second over
  *                                       memory BIOs (TLS 1.2 session id or
- *                                       TLS 1.3 stateful tickets)
+ *                                       TLS 1.3 stateful tickets), HANDSHAKES
+ *                                       per thread in one timed run (for
+ *                                       hand runs; `make bench` uses hs-step)
+ *   cachebench hs-step 12|13 SESSIONS THREADS HANDSHAKES CHUNKS IN_FD OUT_FD
+ *                                       the same set-up, then CHUNKS timed
+ *                                       chunks of HANDSHAKES per thread, each
+ *                                       when a byte arrives on IN_FD; a byte
+ *                                       on OUT_FD when set up and after each
+ *                                       chunk; checks and exits when IN_FD
+ *                                       ends. `make bench` runs a plain and a
+ *                                       libsslsess process so, taking turns
+ *                                       chunk by chunk (benches/lockstep.py);
+ *                                       prints "CHUNK <i> <rate>" per chunk
  *   cachebench mem [N]                  resident bytes per cached session
  *   cachebench cg-ops N [OTHERS]        N adds + N removes inside
  *                                       cg_region_ops (for callgrind
@@ -31,12 +43,14 @@
  * session sets of the same SSL_CTX and start together at a barrier; the
  * time is the wall time from the first thread's start to the last one's end,
  * except for a single thread, where it is the thread's CPU time (so that
- * other processes on a shared machine do not count).
+ * other processes on a shared machine do not count). hs-step's threads live
+ * through all its chunks and start each at a barrier.
  * Every run checks that the calls did what they should (counts, resumption),
  * and exits non-zero otherwise: a benchmark of a broken run means nothing.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -420,7 +434,7 @@ struct hsjob {
     SSL_CTX *sctx, *cctx;
     SSL_SESSION *sess;
     int tls13, count, not_resumed;
-    pthread_barrier_t *start;
+    pthread_barrier_t *start, *done; /* done: hs-step only */
     double t0, t1;
 };
 
@@ -447,61 +461,207 @@ static void prefill(SSL_CTX *sctx, int n, int version)
     free_sessions(s, n); /* the cache keeps its references */
 }
 
-static int cmd_hs(int proto, int sessions, int threads, int count)
+/* What hs and hs-step share: the contexts, a cache of SESSIONS sessions
+ * (THREADS of them real, the others synthetic), and per thread a real
+ * session to resume, warmed up. */
+struct hsbench {
+    SSL_CTX *sctx, *cctx;
+    int threads;
+    long want, cached; /* sessions the cache should hold; held after set-up */
+    struct hsjob jobs[MAX_THREADS];
+};
+
+static void hs_setup(struct hsbench *b, int proto, int sessions, int threads, int count)
 {
     int tls13 = proto == 13, version = tls13 ? TLS1_3_VERSION : TLS1_2_VERSION;
     make_key_and_cert();
-    SSL_CTX *sctx = server_ctx(version), *cctx = client_ctx(version);
+    b->sctx = server_ctx(version);
+    b->cctx = client_ctx(version);
+    b->threads = threads;
     if (tls13) {
         /* libssl 3.0 keeps a stateful TLS 1.3 session after resuming it
          * unless anti-replay is on (it is with early data enabled): then
          * the server removes the session it resumes (single-use tickets)
          * and caches the new ticket, and the cache keeps its size. No
          * early data is sent. */
-        SSL_CTX_set_max_early_data(sctx, 16384);
+        SSL_CTX_set_max_early_data(b->sctx, 16384);
     }
-    prefill(sctx, sessions - threads, version);
+    prefill(b->sctx, sessions - threads, version);
 
-    struct hsjob jobs[MAX_THREADS];
-    pthread_t tid[MAX_THREADS];
     for (int t = 0; t < threads; t++) {
-        jobs[t] = (struct hsjob){sctx, cctx, NULL, tls13, count, 0, NULL, 0, 0};
+        b->jobs[t] = (struct hsjob){.sctx = b->sctx, .cctx = b->cctx, .tls13 = tls13,
+                                    .count = count};
         /* The real session, then a warm-up of resumed handshakes. */
-        if (handshake(sctx, cctx, &jobs[t].sess, tls13))
+        if (handshake(b->sctx, b->cctx, &b->jobs[t].sess, tls13))
             die("first handshake resumed");
         for (int i = 0; i < 50; i++)
-            if (!handshake(sctx, cctx, &jobs[t].sess, tls13))
+            if (!handshake(b->sctx, b->cctx, &b->jobs[t].sess, tls13))
                 die("warm-up handshake not resumed");
     }
-    long cached = SSL_CTX_sess_number(sctx);
+    b->cached = SSL_CTX_sess_number(b->sctx);
+    b->want = sessions > threads ? sessions : threads;
+}
 
+/* The checks after the timed handshakes (every one resumed; a note if the
+ * cache did not hold what it should); returns the sessions cached. */
+static long hs_check(struct hsbench *b)
+{
+    int not_resumed = 0;
+    for (int t = 0; t < b->threads; t++)
+        not_resumed += b->jobs[t].not_resumed;
+    expect(not_resumed, 0, "handshakes that did not resume");
+    long cached_after = SSL_CTX_sess_number(b->sctx);
+    if (b->cached != b->want || cached_after != b->want)
+        fprintf(stderr, "cachebench: note: %ld then %ld sessions cached, expected %ld\n",
+                b->cached, cached_after, b->want);
+    return cached_after;
+}
+
+static void hs_free(struct hsbench *b)
+{
+    for (int t = 0; t < b->threads; t++)
+        SSL_SESSION_free(b->jobs[t].sess);
+    SSL_CTX_free(b->sctx);
+    SSL_CTX_free(b->cctx);
+}
+
+/* The rate of a group's handshakes: all threads' count over first start
+ * to last end (one thread: its CPU time, see clock_s). */
+static double hs_rate(struct hsbench *b)
+{
+    double first = 1e300, last = -1e300, dt = 0;
+    for (int t = 0; t < b->threads; t++)
+        dt = span(b->jobs[t].t0, b->jobs[t].t1, &first, &last);
+    return (double)b->jobs[0].count * b->threads / dt;
+}
+
+static int cmd_hs(int proto, int sessions, int threads, int count)
+{
+    struct hsbench b;
+    hs_setup(&b, proto, sessions, threads, count);
+
+    pthread_t tid[MAX_THREADS];
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, (unsigned)threads + 1);
     for (int t = 0; t < threads; t++) {
-        jobs[t].start = &start;
-        if (pthread_create(&tid[t], NULL, hs_worker, &jobs[t]) != 0)
+        b.jobs[t].start = &start;
+        if (pthread_create(&tid[t], NULL, hs_worker, &b.jobs[t]) != 0)
             die("pthread_create");
     }
     pthread_barrier_wait(&start);
-    double first = 1e300, last = -1e300, dt = 0;
-    int not_resumed = 0;
-    for (int t = 0; t < threads; t++) {
-        pthread_join(tid[t], NULL);
-        not_resumed += jobs[t].not_resumed;
-        dt = span(jobs[t].t0, jobs[t].t1, &first, &last);
-    }
-    expect(not_resumed, 0, "handshakes that did not resume");
-    long cached_after = SSL_CTX_sess_number(sctx);
-    long want = sessions > threads ? sessions : threads;
-    if (cached != want || cached_after != want)
-        fprintf(stderr, "cachebench: note: %ld then %ld sessions cached, expected %ld\n", cached,
-                cached_after, want);
-    result("hs", (double)count * threads / dt);
-    result("cached", (double)cached_after);
     for (int t = 0; t < threads; t++)
-        SSL_SESSION_free(jobs[t].sess);
-    SSL_CTX_free(sctx);
-    SSL_CTX_free(cctx);
+        pthread_join(tid[t], NULL);
+    pthread_barrier_destroy(&start);
+    double rate = hs_rate(&b);
+    long cached = hs_check(&b);
+    result("hs", rate);
+    result("cached", (double)cached);
+    hs_free(&b);
+    return 0;
+}
+
+/* --- Handshakes in lockstep (hs-step) ------------------------------------ */
+
+/* Set by the main thread before it releases the workers for the last time. */
+static int hs_stop;
+
+/* A worker of hs-step: lives through every chunk, so that thread creation
+ * (and OpenSSL's per-thread state) stays out of the chunks. Each round: wait
+ * for the release, COUNT handshakes, wait for the others. */
+static void *hs_step_worker(void *arg)
+{
+    struct hsjob *j = arg;
+    for (;;) {
+        pthread_barrier_wait(j->start);
+        if (hs_stop)
+            return NULL;
+        j->t0 = clock_s();
+        for (int i = 0; i < j->count; i++)
+            j->not_resumed += !handshake(j->sctx, j->cctx, &j->sess, j->tls13);
+        j->t1 = clock_s();
+        pthread_barrier_wait(j->done);
+    }
+}
+
+/* One chunk: release the workers, wait for all of them, the rate. */
+static double hs_chunk(struct hsbench *b, pthread_barrier_t *start, pthread_barrier_t *done)
+{
+    pthread_barrier_wait(start);
+    pthread_barrier_wait(done);
+    return hs_rate(b);
+}
+
+/* The baton: one byte over a pipe. Returns 0 at end of file. */
+static int baton_take(int fd)
+{
+    char c;
+    for (;;) {
+        ssize_t r = read(fd, &c, 1);
+        if (r >= 0)
+            return r == 1;
+        if (errno != EINTR)
+            die("lockstep: read of the baton");
+    }
+}
+
+static void baton_pass(int fd)
+{
+    char c = 1;
+    while (write(fd, &c, 1) != 1)
+        if (errno != EINTR)
+            die("lockstep: write of the baton");
+}
+
+/* CHUNKS timed chunks of COUNT handshakes per thread, each when the driver
+ * (benches/lockstep.py) hands the baton over IN_FD, each answered over
+ * OUT_FD: the driver runs a plain and a libsslsess process so, one chunk
+ * at a time, and the two sides' chunks i run next to each other in time. */
+static int cmd_hs_step(int proto, int sessions, int threads, int count, int chunks, int in,
+                       int out)
+{
+    struct hsbench b;
+    hs_setup(&b, proto, sessions, threads, count);
+    double *rates = calloc((size_t)chunks, sizeof(*rates));
+    if (rates == NULL)
+        die("out of memory");
+
+    pthread_t tid[MAX_THREADS];
+    pthread_barrier_t start, done;
+    pthread_barrier_init(&start, NULL, (unsigned)threads + 1);
+    pthread_barrier_init(&done, NULL, (unsigned)threads + 1);
+    for (int t = 0; t < threads; t++) {
+        b.jobs[t].start = &start;
+        b.jobs[t].done = &done;
+        if (pthread_create(&tid[t], NULL, hs_step_worker, &b.jobs[t]) != 0)
+            die("pthread_create");
+    }
+    /* One untimed chunk: the new threads' first handshakes set up OpenSSL's
+     * per-thread state (its random generators), a cost the first timed
+     * chunk would otherwise carry. Then: ready. */
+    hs_chunk(&b, &start, &done);
+    baton_pass(out);
+    for (int i = 0; i < chunks; i++) {
+        if (!baton_take(in))
+            die("lockstep: the driver closed the baton pipe early");
+        rates[i] = hs_chunk(&b, &start, &done);
+        baton_pass(out);
+    }
+    /* The driver closes the pipe when both sides have run every chunk: tear
+     * down only then, not while the other side times its last chunk. */
+    if (baton_take(in))
+        die("lockstep: a baton after the last chunk");
+    hs_stop = 1;
+    pthread_barrier_wait(&start);
+    for (int t = 0; t < threads; t++)
+        pthread_join(tid[t], NULL);
+    pthread_barrier_destroy(&start);
+    pthread_barrier_destroy(&done);
+    long cached = hs_check(&b);
+    for (int i = 0; i < chunks; i++)
+        printf("CHUNK %d %.6g\n", i, rates[i]);
+    result("cached", (double)cached);
+    free(rates);
+    hs_free(&b);
     return 0;
 }
 
@@ -644,6 +804,17 @@ int main(int argc, char **argv)
         return cmd_hs(arg(argc, argv, 2, 12), arg(argc, argv, 3, 1), threads,
                       arg(argc, argv, 5, 2000));
     }
+    if (strcmp(cmd, "hs-step") == 0 && argc >= 9) {
+        int threads = arg(argc, argv, 4, 1), count = arg(argc, argv, 5, 0),
+            chunks = arg(argc, argv, 6, 0);
+        if (threads < 1 || threads > MAX_THREADS)
+            die("bad thread count");
+        if (count < 1 || chunks < 1)
+            die("hs-step: bad handshake or chunk count");
+        single_thread = threads == 1;
+        return cmd_hs_step(arg(argc, argv, 2, 12), arg(argc, argv, 3, 1), threads, count, chunks,
+                           arg(argc, argv, 7, -1), arg(argc, argv, 8, -1));
+    }
     if (strcmp(cmd, "mem") == 0)
         return cmd_mem(arg(argc, argv, 2, 100000));
     if (strcmp(cmd, "cg-ops") == 0)
@@ -655,6 +826,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "cg-hs") == 0)
         return cmd_cg_hs(arg(argc, argv, 2, 12), arg(argc, argv, 3, 200));
     fprintf(stderr, "usage: cachebench ops|churn THREADS [N] | hs 12|13 SESSIONS THREADS HANDSHAKES"
+                    " | hs-step 12|13 SESSIONS THREADS HANDSHAKES CHUNKS IN_FD OUT_FD"
                     " | mem [N] | clock [N] | cg-ops N [OTHERS] | cg-churn N [SIZE] | cg-hs 12|13 N\n");
     return 2;
 }

@@ -2,30 +2,56 @@
 # benches/run.sh: `make bench`, libsslsess against plain libssl side by side.
 #
 # One binary (benches/cachebench.c, linked to libssl only) runs every
-# workload twice per repetition, once on plain libssl and once with
-# libsslsess LD_PRELOADed, back to back, so that both runs of a repetition
-# see the same machine state; the order alternates between repetitions
-# (plain first, then libsslsess first, ...), so that a drift in machine speed
-# favours neither (with an even number of repetitions). Each line prints
-# both sides' medians, their spread (fastest and slowest run against the
-# median), the ratio of the medians, and the paired ratio: the median over
-# repetitions of libsslsess's run against plain libssl's run of the same
-# repetition (> 1: libsslsess is faster), with its 95% bootstrap interval.
-# The verdict uses the paired ratio: on a shared machine whose speed jumps
-# between runs (seen here: the same handshake workload at 8,000 or 12,500
-# per second from one run to the next), the two medians can land in
-# different speed modes, and their ratio then measures the machine, not the
-# library. Then callgrind instruction counts of fixed runs (up to 110,000
+# workload on plain libssl and with libsslsess LD_PRELOADed, and each line
+# prints both sides' medians, their spread (fastest and slowest repetition
+# against the median), the ratio of the medians, and the paired ratio (> 1:
+# libsslsess is faster) with its 95% bootstrap interval, which the verdict
+# uses: on a shared machine whose speed jumps (seen here: the same
+# handshake workload at 8,000 or 12,500 per second from one run to the
+# next), two medians can land in different speed modes, and their ratio
+# then measures the machine, not the library.
+#
+# Cache operations: each repetition is a plain and a libsslsess run back
+# to back, so that both see the same machine state, the order alternating
+# between repetitions (plain first, then libsslsess first, ...) so that a
+# drift in machine speed favours neither (with an even number of
+# repetitions); the paired ratio is the median over repetitions of
+# libsslsess's run against plain's of the same repetition.
+#
+# Resumed handshakes: libsslsess's effect on them is a fraction of a
+# percent, and whole runs of ~0.3 s one after the other straddled this
+# VM's speed changes (a vCPU runs ~2,550 or ~1,450 TLS 1.3 handshakes per
+# second, switching for single chunks of 5-10 ms or for 100-300 ms) often
+# enough to put the paired ratios' interval at +-3-5%. So each repetition
+# runs in lockstep (benches/lockstep.py): a plain and a libsslsess process,
+# each set up completely, take turns at chunks of ~5 ms of handshakes
+# (BENCH_HS12 or BENCH_HS13 per thread), passing a baton, and the paired
+# ratio is the median over all chunk pairs of libsslsess's chunk against
+# plain's chunk next to it; its interval resamples whole repetitions: the
+# chunks of one pair of processes are not independent (plain against
+# plain, whole repetitions sat a percent or two apart, presumably memory
+# layout or thread placement), hence many short repetitions. Chunks of
+# 5 ms gave tighter ratios than 10 to 40 ms in the same time: a slow
+# stretch then spoils a whole pair, which the median drops, rather than
+# part of many. Which side goes
+# first alternates between repetitions; with one thread both sides are
+# pinned to one CPU, the next CPU every other repetition; with more they
+# may use every CPU.
+#
+# Then callgrind instruction counts of fixed runs (up to 110,000
 # sessions for the rows at 100,000 cached), a figure with almost no timing
 # noise (session ids are random, so counts can differ by a few instructions
 # between runs). Targets are issue 4's; each prints PASS or FAIL. The table
 # is also written to $SSLSESS_BUILD/bench.md for the README.
 #
 # Knobs (environment): BENCH_REPS_OPS, BENCH_REPS_HS (repetitions; default
-# 22 and 24: even, so that each library goes first equally often),
-# BENCH_HS12, BENCH_HS13 (handshakes per thread per repetition),
-# BENCH_SESSIONS (cache workloads; default 100000), BENCH_QUICK=1 (a short
-# smoke run: fewer repetitions and handshakes; its figures mean little).
+# 22 and 32: even, so that each library goes first equally often, and for
+# handshakes a multiple of 4, so that on 2 CPUs each sees both orders
+# equally often), BENCH_HS_CHUNKS (chunks per handshake repetition;
+# default 48), BENCH_HS12, BENCH_HS13 (handshakes per thread per chunk;
+# default 60 and 12, ~5 ms here), BENCH_SESSIONS (cache workloads; default
+# 100000), BENCH_QUICK=1 (a short smoke run: fewer repetitions and chunks;
+# its figures mean little).
 # Exit status: 0 when every run was valid, whatever the targets say (this
 # is a benchmark, not a test); non-zero if a run failed.
 
@@ -37,12 +63,13 @@ MD=$SSLSESS_BUILD/bench.md
 CGDIR=$SSLSESS_BUILD/callgrind
 
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
-    : "${BENCH_REPS_OPS:=6}" "${BENCH_REPS_HS:=6}" "${BENCH_HS12:=500}" "${BENCH_HS13:=100}"
+    : "${BENCH_REPS_OPS:=6}" "${BENCH_REPS_HS:=6}" "${BENCH_HS_CHUNKS:=16}"
 fi
 REPS_OPS=${BENCH_REPS_OPS:-22}
-REPS_HS=${BENCH_REPS_HS:-24}
-HS12=${BENCH_HS12:-4000}
-HS13=${BENCH_HS13:-800}
+REPS_HS=${BENCH_REPS_HS:-32}
+HS_CHUNKS=${BENCH_HS_CHUNKS:-48}
+HS12=${BENCH_HS12:-60}
+HS13=${BENCH_HS13:-12}
 N=${BENCH_SESSIONS:-100000}
 [ "$REPS_OPS" -ge 5 ] && [ "$REPS_HS" -ge 5 ] || { echo "bench: at least 5 repetitions" >&2; exit 2; }
 
@@ -96,13 +123,26 @@ for t in "${THREADS[@]}"; do
     interleave "$REPS_OPS" "ops:$t" ops "$t" "$N"
 done
 
-echo "resumed handshakes (memory BIOs; TLS 1.2 x$HS12, TLS 1.3 x$HS13 per thread per repetition)"
+# lockstep REPS KEY PROTO SESSIONS THREADS COUNT: REPS repetitions, each a
+# plain and a libsslsess process taking turns at HS_CHUNKS chunks of COUNT
+# handshakes per thread; benches/lockstep.py alternates which goes first,
+# pins them, and appends the chunks' rates to $RAW.
+lockstep() {
+    local reps=$1 key=$2; shift 2
+    printf '  %-28s' "$key"
+    python3 "$SSLSESS_ROOT/benches/lockstep.py" --reps "$reps" --raw "$RAW" --key "$key" \
+        --timeout 300 --dots --preload "$SSLSESS_LIB" "$BIN" "$@" "$HS_CHUNKS" ||
+        { echo "bench: lockstep $key failed" >&2; exit 1; }
+    printf ' %ds\n' $((SECONDS - started))
+}
+
+echo "resumed handshakes (memory BIOs, in lockstep: $HS_CHUNKS chunks of TLS 1.2 x$HS12, TLS 1.3 x$HS13 per thread)"
 for proto in 12 13; do
     count=$HS12
     [ "$proto" = 13 ] && count=$HS13
     for sessions in 1 10000; do
         for t in "${THREADS[@]}"; do
-            interleave "$REPS_HS" "hs:$proto:$sessions:$t" hs "$proto" "$sessions" "$t" "$count"
+            lockstep "$REPS_HS" "hs:$proto:$sessions:$t" "$proto" "$sessions" "$t" "$count"
         done
     done
 done
@@ -137,6 +177,6 @@ echo "  done $((SECONDS - started))s (profiles: $CGDIR/*.out, callgrind_annotate
 
 # --- Summary ---------------------------------------------------------------
 CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | sed -n 1p)
-CAPTION="\`make bench\` on $NPROC x ${CPU_MODEL:-unknown CPU}, $(openssl version | cut -d' ' -f1-2), $(date -u +%Y-%m-%d): medians of $REPS_OPS (cache operations) and $REPS_HS (handshakes) repetitions, each a plain libssl and a libsslsess run back to back (which first alternates)."
+CAPTION="\`make bench\` on $NPROC x ${CPU_MODEL:-unknown CPU}, $(openssl version | cut -d' ' -f1-2), $(date -u +%Y-%m-%d): cache operations, medians of $REPS_OPS repetitions, each a plain libssl and a libsslsess run back to back (which first alternates); handshakes, $REPS_HS repetitions, each a plain libssl and a libsslsess process taking turns at $HS_CHUNKS chunks (TLS 1.2 x$HS12, TLS 1.3 x$HS13 handshakes per thread), medians over all chunks."
 python3 "$SSLSESS_ROOT/benches/summary.py" "$RAW" "$MD" "$N" "${THREADS[*]}" "$HS12" "$HS13" "$CAPTION"
 echo "bench: total $((SECONDS - started))s"

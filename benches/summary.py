@@ -3,14 +3,28 @@
 
 Usage: summary.py RAW MD SESSIONS "THREADS..." HS12 HS13 CAPTION
 
-Reads RAW (lines "KEY LIB NAME VALUE", as benches/run.sh writes them),
-prints one line per target and the table, and writes the table with
-CAPTION to MD. Run on a committed raw file with that run's arguments
-(the caption is the first line of its .md), it gives the same .md byte
-for byte, e.g.:
+Reads RAW (lines "KEY LIB NAME VALUE", as benches/run.sh and
+benches/lockstep.py write them), prints one line per target and the table,
+and writes the table with CAPTION to MD. Run on a committed raw file with
+that run's arguments (the caption is the first line of its .md), it gives
+the same .md byte for byte. Raw files from before the handshake rows ran in
+lockstep (their handshake results are named "hs", not "hs.REP.CHUNK"; all
+of benches/results/ up to 6dcd1de) need the summary.py of commit 955751f:
 
-  python3 benches/summary.py benches/results/8b24c1e-run6.raw.txt /tmp/t.md \
+  git show 955751f:benches/summary.py >/tmp/summary.py
+  python3 /tmp/summary.py benches/results/8b24c1e-run6.raw.txt /tmp/t.md \
       100000 "1 2" 4000 800 "$(head -1 benches/results/8b24c1e-run6.md)"
+
+Cache-operation rows: the plain and libsslsess columns are the medians
+over repetitions; the paired ratio is the median over repetitions of
+libsslsess's run / plain's run of the same repetition (back to back).
+Handshake rows: each repetition is a plain and a libsslsess process taking
+turns at chunks of handshakes (lockstep.py), so that chunk I of one runs
+next to chunk I of the other. The columns are the medians over all chunks
+of all repetitions; the paired ratio is the median over all chunk pairs
+of libsslsess's chunk / plain's. Its interval resamples whole repetitions
+(a block bootstrap): chunks of one pair of processes share their memory
+layout, CPU and moment, and are not independent samples.
 """
 import random, statistics, sys
 from collections import defaultdict
@@ -19,9 +33,14 @@ raw, md_path, n, threads, hs12, hs13, caption = sys.argv[1:8]
 n = int(n)
 threads = [int(t) for t in threads.split()]
 vals = defaultdict(list)
+chunks = defaultdict(dict)  # (key, lib, repetition) -> {chunk: rate}
 for line in open(raw):
     key, lib, name, value = line.split()
-    vals[(key, name, lib)].append(float(value))
+    if name.startswith("hs."):
+        _, rep, i = name.split(".")
+        chunks[(key, lib, int(rep))][int(i)] = float(value)
+    else:
+        vals[(key, name, lib)].append(float(value))
 
 def med(key, name, lib):
     v = vals.get((key, name, lib))
@@ -33,20 +52,25 @@ def rate(x):
             return f"{x / div:.3g} {unit}"
     return f"{x:.3g}/s"
 
+def spread_of(v, m):
+    # The slowest and the fastest of v against m.
+    return f"{(min(v) / m - 1) * 100:+.0f}%/{(max(v) / m - 1) * 100:+.0f}%"
+
 def spread(key, name, lib):
-    v = sorted(vals[(key, name, lib)])
-    m = statistics.median(v)
-    return f"{(v[0] / m - 1) * 100:+.0f}%/{(v[-1] / m - 1) * 100:+.0f}%"
+    v = vals[(key, name, lib)]
+    return spread_of(v, statistics.median(v))
 
 RESAMPLES = 4000
 SEED = 4000
 
-def interval(ratios):
+def interval(blocks):
     # A 95% percentile-bootstrap interval of the median of the paired
     # ratios (RESAMPLES resamples, a fixed seed: the same data give the same
     # interval): how far the verdict's figure could move by chance alone.
+    # Resamples blocks (lists of ratios: one a repetition) and pools them;
+    # with one ratio a block, the plain bootstrap of the ratios.
     rng = random.Random(SEED)
-    meds = sorted(statistics.median(rng.choices(ratios, k=len(ratios)))
+    meds = sorted(statistics.median([r for b in rng.choices(blocks, k=len(blocks)) for r in b])
                   for _ in range(RESAMPLES))
     return meds[RESAMPLES // 40], meds[RESAMPLES - RESAMPLES // 40 - 1]
 
@@ -56,23 +80,48 @@ def th(t):
 rows = []  # (workload, plain, sslsess, ratio of medians, paired ratio, its interval, target, verdict)
 lines = []
 
-def throughput(label, key, name, target):
-    p, s = med(key, name, "plain"), med(key, name, "sslsess")
+def verdict(label, p, s, blocks, p_spread, s_spread, target):
+    # One row: p and s the two libraries' figures, blocks the paired ratios
+    # (libsslsess / plain) grouped by what interval() resamples.
     ratio = s / p
-    # The i-th plain and i-th libsslsess results are the two runs of
-    # repetition i (RAW keeps each side's results in run order).
-    plain, sslsess = vals[(key, name, "plain")], vals[(key, name, "sslsess")]
-    assert len(plain) == len(sslsess), f"{key} {name}: unpaired runs"
-    ratios = [b / a for a, b in zip(plain, sslsess)]
-    paired = statistics.median(ratios)
-    low, high = interval(ratios)
+    paired = statistics.median([r for b in blocks for r in b])
+    low, high = interval(blocks)
     ok = paired >= target
     rows.append((label, rate(p), rate(s), f"{ratio:.2f}x", f"{paired:.3f}x",
                  f"{low:.3f} to {high:.3f}", f">= {target:.2f}x", "PASS" if ok else "FAIL"))
     lines.append(f"{'PASS' if ok else 'FAIL'}  {label}: plain {rate(p)} "
-                 f"[{spread(key, name, 'plain')}], libsslsess {rate(s)} "
-                 f"[{spread(key, name, 'sslsess')}], ratio of medians {ratio:.3f}, "
+                 f"[{p_spread}], libsslsess {rate(s)} "
+                 f"[{s_spread}], ratio of medians {ratio:.3f}, "
                  f"paired {paired:.3f} [95%: {low:.3f}-{high:.3f}] (target >= {target:.2f})")
+
+def throughput(label, key, name, target):
+    # The i-th plain and i-th libsslsess results are the two runs of
+    # repetition i (RAW keeps each side's results in run order).
+    plain, sslsess = vals[(key, name, "plain")], vals[(key, name, "sslsess")]
+    assert len(plain) == len(sslsess), f"{key} {name}: unpaired runs"
+    verdict(label, med(key, name, "plain"), med(key, name, "sslsess"),
+            [[b / a] for a, b in zip(plain, sslsess)],
+            spread(key, name, "plain"), spread(key, name, "sslsess"), target)
+
+def lockstep(label, key, target):
+    # Chunk i of a repetition's plain process and chunk i of its
+    # libsslsess process ran next to each other: one pair.
+    reps = sorted(r for k, lib, r in chunks if k == key and lib == "plain")
+    assert reps, f"{key}: no chunks (a raw file from before lockstep?)"
+    blocks, all_rates, rep_meds = [], defaultdict(list), defaultdict(list)
+    for r in reps:
+        plain, sslsess = chunks[(key, "plain", r)], chunks[(key, "sslsess", r)]
+        assert plain.keys() == sslsess.keys(), f"{key} repetition {r}: unpaired chunks"
+        blocks.append([sslsess[i] / plain[i] for i in sorted(plain)])
+        for lib, c in (("plain", plain), ("sslsess", sslsess)):
+            all_rates[lib] += c.values()
+            rep_meds[lib].append(statistics.median(c.values()))
+    assert sum(k == key for k, _, _ in chunks) == 2 * len(reps), \
+        f"{key}: a repetition without its plain side"
+    p, s = (statistics.median(all_rates[lib]) for lib in ("plain", "sslsess"))
+    # The spread: the slowest and fastest repetition's median chunk.
+    verdict(label, p, s, blocks, spread_of(rep_meds["plain"], p),
+            spread_of(rep_meds["sslsess"], s), target)
 
 ops = [("add", "add"), ("duplicate add", "dupadd"), ("remove", "remove"),
        ("churn (cache of 1000, evicts on every add)", "churn")]
@@ -86,8 +135,8 @@ for proto in ("12", "13"):
     kind = "TLS 1.2 session id" if proto == "12" else "TLS 1.3 stateful ticket"
     for sessions in (1, 10000):
         for t in threads:
-            throughput(f"resumed handshakes, {kind}, {sessions:,} cached, {th(t)}",
-                       f"hs:{proto}:{sessions}:{t}", "hs", 0.99)
+            lockstep(f"resumed handshakes, {kind}, {sessions:,} cached, {th(t)}",
+                     f"hs:{proto}:{sessions}:{t}", 0.99)
 
 p, s = med("mem", "mem", "plain"), med("mem", "mem", "sslsess")
 ok = s <= p + 64
@@ -119,11 +168,17 @@ md += ["| " + " | ".join(r) + " |" for r in rows]
 note = ("ratio of medians: libsslsess's median / plain's for throughput "
         "(> 1: libsslsess is faster), for memory the difference, for "
         "callgrind plain / libsslsess (> 1: libsslsess executes fewer "
-        "instructions); paired ratio (the verdict): the median over "
-        "repetitions of libsslsess / plain within each repetition, whose "
-        "two runs are back to back; its 95% interval: a percentile "
-        f"bootstrap of that median ({RESAMPLES:,} resamples of the repetitions' "
-        "paired ratios, fixed seed), the range it could take by chance.")
+        "instructions); for resumed handshakes the medians are over all "
+        "chunks of all repetitions. Paired ratio (the verdict): for cache "
+        "operations the median over repetitions of libsslsess / plain "
+        "within each repetition, whose two runs are back to back; for "
+        "resumed handshakes the median over all chunk pairs of "
+        "libsslsess's chunk / plain's, two processes taking turns at chunks "
+        "so that the two chunks of a pair ran next to each other. Its 95% "
+        f"interval: a percentile bootstrap of that median ({RESAMPLES:,} "
+        "resamples, fixed seed; for handshakes resampling whole "
+        "repetitions, each with all its chunk pairs), the range it could "
+        "take by chance.")
 with open(md_path, "w") as f:
     f.write(caption + "\n\n" + "\n".join(md) + "\n\n" + note + "\n")
 print()
