@@ -24,7 +24,7 @@
  *                                       ends. `make bench` runs a plain and a
  *                                       libsslsess process so, taking turns
  *                                       chunk by chunk (benches/lockstep.py);
- *                                       prints "CHUNK <i> <rate>" per chunk
+ *                                       prints "CHUNK hs <i> <rate>" per chunk
  *   cachebench mem [N]                  resident bytes per cached session
  *   cachebench cg-ops N [OTHERS]        N adds + N removes inside
  *                                       cg_region_ops (for callgrind
@@ -658,7 +658,7 @@ static int cmd_hs_step(int proto, int sessions, int threads, int count, int chun
     pthread_barrier_destroy(&done);
     long cached = hs_check(&b);
     for (int i = 0; i < chunks; i++)
-        printf("CHUNK %d %.6g\n", i, rates[i]);
+        printf("CHUNK hs %d %.6g\n", i, rates[i]);
     result("cached", (double)cached);
     free(rates);
     hs_free(&b);

@@ -1,63 +1,70 @@
 #!/usr/bin/env python3
-"""benches/lockstep.py: a handshake row of `make bench`, in lockstep.
+"""benches/lockstep.py: a group of `make bench` rows, in lockstep.
 
-Usage: lockstep.py [options] BIN PROTO SESSIONS THREADS HANDSHAKES CHUNKS
+Usage: lockstep.py [options] --threads T --steps S BIN MODE ARGS...
 
-Each repetition starts `BIN hs-step PROTO SESSIONS THREADS HANDSHAKES
-CHUNKS IN OUT` twice: side A on plain libssl, side B with LD_PRELOAD=LIB
-(--preload). Each sets itself up (keys, contexts, cache, warm-up), says so
-with a byte, then runs one timed chunk of HANDSHAKES handshakes per thread
-for each byte this driver writes to it, and answers with a byte when the
-chunk is done. The driver hands the baton back and forth, A B A B ..., so
-that the two sides' chunks i run next to each other in time, a few
-milliseconds apart. This VM's vCPUs switch between a fast and a slow
-state, for single chunks or for a few hundred milliseconds; two whole runs
-one after the other often see different states, two adjacent chunks
-rarely do, and benches/summary.py takes the median over chunk pairs, which
-the pairs that straddle a change do not move. Every chunk starts right
-after the other side's, with the caches the other process left (in turns
-A B B A, a side's second chunk in a row ran about 1.5% faster than the
-other side's chunk next to it). When every chunk has run the driver closes
+Each repetition starts `BIN MODE ARGS... IN OUT` twice: side A on plain
+libssl, side B with LD_PRELOAD=LIB (--preload); MODE is a step mode of
+benches/cachebench.c (hs-step: chunks of resumed handshakes). Each side
+sets itself up (sessions, keys, contexts, warm-up), says so with a byte,
+then runs one timed step for each byte this driver writes to it, and
+answers with a byte when the step is done. The driver hands the baton back
+and forth, A B A B ..., S times each, so that the two sides' steps i run
+next to each other in time, milliseconds apart. This VM's vCPUs switch
+between a fast and a slow state, for single steps or for a few hundred
+milliseconds; two whole runs one after the other often see different
+states, while the two sides' steps, interleaved, share the same states
+nearly step for step, so the ratio of their total times per workload
+(benches/summary.py's verdict) moves little. Every step starts right after
+the other side's, with the caches the other process left (in turns A B B
+A, a side's second handshake chunk in a row ran about 1.5% faster than the
+other side's chunk next to it). When every step has run the driver closes
 both pipes; only then do the sides check their results and exit, so that
-no side's exit overlaps the other's timed chunk.
+no side's exit overlaps the other's timed step.
 
-Between repetitions, which side is started and goes first alternates (A
-in odd repetitions, B in even ones), and with one thread both sides are
-pinned to one CPU, the next of the allowed CPUs every other repetition (so
-that each CPU sees both orders); with more threads they may use every
-allowed CPU. Each repetition has new processes, and so draws again what
-sets a side's speed for its lifetime (plain against plain, whole
+Between repetitions, which side goes first alternates (A in odd
+repetitions, B in even ones; both are started at once and set up side by
+side, and the first step waits for both). Both sides are pinned to the
+same CPUs: with T below the number of allowed CPUs, T of them, the next
+ones every other repetition (so that each CPU sees both orders); otherwise
+every allowed CPU. Each repetition has new processes, and so draws again
+what sets a side's speed for its lifetime (plain against plain, whole
 repetitions sat a percent or two apart; memory layout or thread
 placement, presumably): many short repetitions beat a few long ones.
 
-With --raw, appends "KEY LIB hs.REP.I RATE" per chunk I (handshakes per
-second) and "KEY LIB cached N" per side to RAW (benches/summary.py reads
-them). Both sides must exit 0 and say which library served them ("LIB
-plain", "LIB sslsess"); a repetition that takes more than --timeout
-seconds is killed. Exit status 0 on success, 1 otherwise.
+A side prints "CHUNK NAME I RATE" per step (NAME the workload, I its
+chunk or round); with --raw this driver appends "KEY LIB NAME.REP.I RATE"
+per step, and "KEY LIB NAME VALUE" per "RESULT NAME VALUE" line, to RAW
+(benches/summary.py reads them). Both sides must exit 0, print S steps and
+say which library served them ("LIB plain", "LIB sslsess"); a repetition
+that takes more than --timeout seconds is killed. Exit status 0 on
+success, 1 otherwise.
 """
 import argparse, os, random, select, statistics, subprocess, sys, time
 
-ap = argparse.ArgumentParser(description="A handshake row of make bench: plain libssl and "
+ap = argparse.ArgumentParser(description="Rows of make bench: plain libssl and "
                              "libsslsess in lockstep (see the source's header).")
 ap.add_argument("--preload", help="the library side B runs with (LD_PRELOAD)")
 ap.add_argument("--both-plain", action="store_true",
                 help="side B on plain libssl too: how far apart the method puts equals")
 ap.add_argument("--reps", type=int, default=1, help="repetitions (default 1)")
 ap.add_argument("--raw", help="append the results to this file")
-ap.add_argument("--key", default="hs", help="the row's key in RAW")
+ap.add_argument("--key", default="step", help="the rows' key in RAW")
+ap.add_argument("--threads", type=int, required=True, help="threads per side (for pinning)")
+ap.add_argument("--steps", type=int, required=True, help="timed steps per side")
 ap.add_argument("--timeout", type=float, default=300, help="seconds per repetition")
 ap.add_argument("--dots", action="store_true", help="print a dot per repetition")
 ap.add_argument("--verbose", action="store_true", help="print each repetition's paired ratio")
 ap.add_argument("bin")
-for name in ("proto", "sessions", "threads", "handshakes", "chunks"):
-    ap.add_argument(name, type=int)
+ap.add_argument("cmd", nargs=argparse.REMAINDER, help="MODE ARGS...")
 opt = ap.parse_args()
+if not opt.cmd:
+    ap.error("give the step mode and its arguments")
 if opt.both_plain == bool(opt.preload):
     ap.error("give --preload LIB or --both-plain")
 if opt.both_plain and opt.raw:
     ap.error("--both-plain writes no RAW (its side B is no libsslsess)")
-args = [str(x) for x in (opt.proto, opt.sessions, opt.threads, opt.handshakes, opt.chunks)]
+args = opt.cmd
 allowed = sorted(os.sched_getaffinity(0))
 
 
@@ -74,9 +81,9 @@ class Side:
         env.pop("LD_PRELOAD", None)
         if preload:
             env["LD_PRELOAD"] = preload
-        pin = None if cpu is None else lambda: os.sched_setaffinity(0, {cpu})
+        pin = None if cpu is None else lambda: os.sched_setaffinity(0, cpu)
         self.proc = subprocess.Popen(
-            [opt.bin, "hs-step", *args, str(to_r), str(from_w)], env=env,
+            [opt.bin, *args, str(to_r), str(from_w)], env=env,
             stdout=subprocess.PIPE, text=True, pass_fds=(to_r, from_w), preexec_fn=pin)
         # Only the side holds these ends: its exit is then end of file here.
         os.close(to_r)
@@ -96,11 +103,12 @@ class Side:
         try:
             os.write(self.to_w, b"\1")
         except BrokenPipeError:
-            raise Failed(f"{self}: exited before chunk {i}")
-        self.wait_byte(f"in chunk {i}")
+            raise Failed(f"{self}: exited before step {i}")
+        self.wait_byte(f"in step {i}")
 
     def finish(self):
-        # The side's chunk rates and cached count, once it has exited.
+        # The side's steps [(name, i, rate)] and results [(name, value)],
+        # once it has exited.
         try:
             out, _ = self.proc.communicate(timeout=max(self.deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:
@@ -111,14 +119,14 @@ class Side:
         # A preload that did not take would compare libssl with itself.
         if ["LIB", self.lib] not in lines:
             raise Failed(f"{self}: did not run on {self.lib}")
-        rates = [l[2] for l in lines if l[:1] == ["CHUNK"]]
-        cached = [l[2] for l in lines if l[:2] == ["RESULT", "cached"]]
-        if len(rates) != opt.chunks or len(cached) != 1:
-            raise Failed(f"{self}: incomplete output")
-        return rates, cached[0]
+        steps = [(l[1], int(l[2]), float(l[3])) for l in lines if l[:1] == ["CHUNK"] and len(l) == 4]
+        results = [(l[1], l[2]) for l in lines if l[:1] == ["RESULT"] and len(l) == 3]
+        if len(steps) != opt.steps:
+            raise Failed(f"{self}: {len(steps)} steps printed, {opt.steps} expected")
+        return steps, results
 
     def release(self):
-        # End of file for the side: every chunk has run.
+        # End of file for the side: every step has run.
         os.close(self.to_w)
         self.to_w = None
 
@@ -129,18 +137,22 @@ class Side:
 
 
 def repetition(rep):
-    """One repetition: returns {side: (rates, cached)} for sides A, B."""
+    """One repetition: returns {side: (steps, results)} for sides A, B."""
     deadline = time.monotonic() + opt.timeout
-    cpu = allowed[(rep - 1) // 2 % len(allowed)] if opt.threads == 1 else None
+    # The CPUs both sides run on (None: every allowed one).
+    cpu = None
+    if opt.threads < len(allowed):
+        first = (rep - 1) // 2 * opt.threads
+        cpu = {allowed[(first + j) % len(allowed)] for j in range(opt.threads)}
     specs = [("A", "plain", None), ("B", "plain" if opt.both_plain else "sslsess", opt.preload)]
     if rep % 2 == 0:
         specs.reverse()
-    # Started in the order they run.
+    # In the order they run; both set up at once.
     order = [Side(*spec, cpu, deadline) for spec in specs]
     try:
         for side in order:
             side.wait_byte("in its set-up")
-        for i in range(opt.chunks):
+        for i in range(opt.steps):
             for side in order:
                 side.chunk(i)
         for side in order:
@@ -161,33 +173,36 @@ def repetition(rep):
     return results
 
 
-pooled, rep_meds = [], []
+by_name = {}  # workload -> [paired ratio per repetition]
 for rep in range(1, opt.reps + 1):
     results = repetition(rep)
     libs = {"A": "plain", "B": "plain" if opt.both_plain else "sslsess"}
     if opt.raw:
         with open(opt.raw, "a") as f:
             for name in ("A", "B"):
-                rates, cached = results[name]
-                for i, r in enumerate(rates):
-                    print(f"{opt.key} {libs[name]} hs.{rep}.{i} {r}", file=f)
-                print(f"{opt.key} {libs[name]} cached {cached}", file=f)
-    ra, rb = ([float(r) for r in results[name][0]] for name in ("A", "B"))
-    ratios = [y / x for x, y in zip(ra, rb)]
-    pooled += ratios
-    rep_meds.append(statistics.median(ratios))
+                steps, extra = results[name]
+                for step, i, r in steps:
+                    print(f"{opt.key} {libs[name]} {step}.{rep}.{i} {r:.6g}", file=f)
+                for what, value in extra:
+                    print(f"{opt.key} {libs[name]} {what} {value}", file=f)
+    # As benches/summary.py: each side's throughput per workload over all
+    # its steps of that workload (each step the same amount of work).
+    thr = {}
+    for name in ("A", "B"):
+        for step, i, r in results[name][0]:
+            thr.setdefault((name, step), []).append(r)
+    for step in dict.fromkeys(st for st, _, _ in results["A"][0]):
+        a, b = (len(thr[(n, step)]) / sum(1 / x for x in thr[(n, step)]) for n in ("A", "B"))
+        by_name.setdefault(step, []).append(b / a)
+        if opt.verbose:
+            print(f"{opt.key} {step} rep {rep}: A {a:.0f}/s, B {b:.0f}/s, B/A {b / a:.4f}")
     if opt.dots:
         print(".", end="", flush=True)
-    if opt.verbose:
-        print(f"{opt.key} rep {rep}: A {statistics.median(ra):.0f}/s, "
-              f"B {statistics.median(rb):.0f}/s, B/A median of {len(ratios)} chunk pairs "
-              f"{rep_meds[-1]:.4f}")
 if opt.verbose and opt.reps > 1:
-    # As benches/summary.py: the median over all pairs, repetitions resampled.
-    rng = random.Random(4000)
-    blocks = [pooled[i * opt.chunks:(i + 1) * opt.chunks] for i in range(opt.reps)]
-    meds = sorted(statistics.median([r for b in rng.choices(blocks, k=len(blocks)) for r in b])
-                  for _ in range(1000))
-    print(f"{opt.key}: B/A over all chunk pairs {statistics.median(pooled):.4f} "
-          f"[95%: {meds[25]:.4f}-{meds[974]:.4f}]; repetitions' medians "
-          f"{min(rep_meds):.4f} to {max(rep_meds):.4f}, sd {statistics.stdev(rep_meds):.4f}")
+    # As benches/summary.py: the median over repetitions, bootstrapped.
+    for step, ratios in by_name.items():
+        rng = random.Random(4000)
+        meds = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(1000))
+        print(f"{opt.key} {step}: B/A {statistics.median(ratios):.4f} "
+              f"[95%: {meds[25]:.4f}-{meds[974]:.4f}]; repetitions "
+              f"{min(ratios):.4f} to {max(ratios):.4f}, sd {statistics.stdev(ratios):.4f}")

@@ -25,18 +25,20 @@
 # enough to put the paired ratios' interval at +-3-5%. So each repetition
 # runs in lockstep (benches/lockstep.py): a plain and a libsslsess process,
 # each set up completely, take turns at chunks of ~5 ms of handshakes
-# (BENCH_HS12 or BENCH_HS13 per thread), passing a baton, and the paired
-# ratio is the median over all chunk pairs of libsslsess's chunk against
-# plain's chunk next to it; its interval resamples whole repetitions: the
-# chunks of one pair of processes are not independent (plain against
-# plain, whole repetitions sat a percent or two apart, presumably memory
-# layout or thread placement), hence many short repetitions. Chunks of
-# 5 ms gave tighter ratios than 10 to 40 ms in the same time: a slow
-# stretch then spoils a whole pair, which the median drops, rather than
-# part of many. Which side goes
-# first alternates between repetitions; with one thread both sides are
-# pinned to one CPU, the next CPU every other repetition; with more they
-# may use every CPU.
+# (BENCH_HS12 or BENCH_HS13 per thread), passing a baton, so that both see
+# the machine's states alike, chunk for chunk. A repetition's paired ratio
+# is libsslsess's throughput over all its chunks against plain's (so that
+# a cost landing in a few chunks, such as libssl's auto-flush every 255
+# handshakes, counts in full), and the verdict is its median over
+# repetitions; the PASS/FAIL lines also print the median over all chunk
+# pairs, as a cross-check. Plain against plain, whole repetitions sat a
+# percent or two apart (presumably memory layout or thread placement),
+# hence many short repetitions. Which side goes first alternates between
+# repetitions; both sides are pinned to the same CPUs (with one thread,
+# one CPU, the next one every other repetition). Every chunk starts where
+# the other process just ran, with what it left in the caches: a side
+# with a larger working set pays more for that (so it can only count
+# against libsslsess).
 #
 # Then callgrind instruction counts of fixed runs (up to 110,000
 # sessions for the rows at 100,000 cached), a figure with almost no timing
@@ -72,6 +74,8 @@ HS12=${BENCH_HS12:-60}
 HS13=${BENCH_HS13:-12}
 N=${BENCH_SESSIONS:-100000}
 [ "$REPS_OPS" -ge 5 ] && [ "$REPS_HS" -ge 5 ] || { echo "bench: at least 5 repetitions" >&2; exit 2; }
+# Even, so that each library goes first as often as the other.
+((REPS_OPS % 2 == 0 && REPS_HS % 2 == 0)) || { echo "bench: an even number of repetitions" >&2; exit 2; }
 
 NPROC=$(nproc)
 THREADS=(1 2)
@@ -128,10 +132,11 @@ done
 # handshakes per thread; benches/lockstep.py alternates which goes first,
 # pins them, and appends the chunks' rates to $RAW.
 lockstep() {
-    local reps=$1 key=$2; shift 2
+    local reps=$1 key=$2 proto=$3 sessions=$4 threads=$5 count=$6
     printf '  %-28s' "$key"
     python3 "$SSLSESS_ROOT/benches/lockstep.py" --reps "$reps" --raw "$RAW" --key "$key" \
-        --timeout 300 --dots --preload "$SSLSESS_LIB" "$BIN" "$@" "$HS_CHUNKS" ||
+        --timeout 300 --dots --preload "$SSLSESS_LIB" --threads "$threads" --steps "$HS_CHUNKS" \
+        "$BIN" hs-step "$proto" "$sessions" "$threads" "$count" "$HS_CHUNKS" ||
         { echo "bench: lockstep $key failed" >&2; exit 1; }
     printf ' %ds\n' $((SECONDS - started))
 }
@@ -177,6 +182,6 @@ echo "  done $((SECONDS - started))s (profiles: $CGDIR/*.out, callgrind_annotate
 
 # --- Summary ---------------------------------------------------------------
 CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | sed -n 1p)
-CAPTION="\`make bench\` on $NPROC x ${CPU_MODEL:-unknown CPU}, $(openssl version | cut -d' ' -f1-2), $(date -u +%Y-%m-%d): cache operations, medians of $REPS_OPS repetitions, each a plain libssl and a libsslsess run back to back (which first alternates); handshakes, $REPS_HS repetitions, each a plain libssl and a libsslsess process taking turns at $HS_CHUNKS chunks (TLS 1.2 x$HS12, TLS 1.3 x$HS13 handshakes per thread), medians over all chunks."
+CAPTION="\`make bench\` on $NPROC x ${CPU_MODEL:-unknown CPU}, $(openssl version | cut -d' ' -f1-2), $(date -u +%Y-%m-%d): cache operations, medians of $REPS_OPS repetitions, each a plain libssl and a libsslsess run back to back (which first alternates); handshakes, $REPS_HS repetitions, each a plain libssl and a libsslsess process taking turns at $HS_CHUNKS chunks (TLS 1.2 x$HS12, TLS 1.3 x$HS13 handshakes per thread), each side's figure its throughput over all its chunks."
 python3 "$SSLSESS_ROOT/benches/summary.py" "$RAW" "$MD" "$N" "${THREADS[*]}" "$HS12" "$HS13" "$CAPTION"
 echo "bench: total $((SECONDS - started))s"
