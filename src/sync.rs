@@ -70,17 +70,12 @@ impl<T> Lock<T> {
 /// is not re-entrant, and it is not fair: a waiter past its spins that
 /// finds it taken again starts over at yielding.
 ///
-/// The flag comes first and the value right after it (`repr(C)`): a
-/// holder that takes the flag's cache line from another processor finds
-/// the value's first bytes on it, so a value that starts with what every
-/// hold touches costs one line fetched per hold, not two (see the cache's
-/// `CountedEvictions`). A waiter that reads the flag meanwhile shares that
-/// line with the holder, whose next write then takes it back; on two
-/// threads that cost less than the second line did (README, hand runs).
+/// The value comes first and the flag after it (`repr(C)`), so that a
+/// container can tell which cache line each lands on.
 #[repr(C)]
 pub struct SpinLock<T> {
-    locked: AtomicBool,
     value: UnsafeCell<T>,
+    locked: AtomicBool,
 }
 
 // SAFETY: the value is reached only through a `SpinGuard`, and the flag lets
@@ -156,15 +151,6 @@ impl<T> SpinLock<T> {
             // so yield rather than nap.
             waited = waited.min(SPINS);
         }
-    }
-
-    /// Where the flag and the value sit in the lock: (flag, value) offsets.
-    #[cfg(test)]
-    pub(crate) fn layout() -> (usize, usize) {
-        (
-            std::mem::offset_of!(Self, locked),
-            std::mem::offset_of!(Self, value),
-        )
     }
 
     /// Takes the lock's flag out of a race detector's checks (see
