@@ -42,8 +42,10 @@
 //! every removed handle back and drop it after the lock is released.
 
 use crate::sync::{self, SharedLock, SpinLock, SpinLockGuard};
+use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher, RandomState};
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 
 use hashbrown::HashTable;
@@ -969,8 +971,8 @@ impl<S> ShardCell<S> {
 /// the lock is held for two order operations per evicting add.
 ///
 /// The stamp counter and the run's header, which an evicting add writes,
-/// come first (`repr(C)`): they share a cache line with the count (see
-/// [`CountedEvictions`]).
+/// come first (`repr(C)`): they share a cache line with the count and the
+/// lock's flag (see [`CountedEvictions`]).
 #[repr(C)]
 struct Evictions {
     /// The next stamp while counting is exact, drawn by each element placed
@@ -1060,28 +1062,63 @@ pub struct SessionCache<S> {
 ///
 /// Near the limit, every add holds the eviction lock to place its element,
 /// count itself and take its victim's element, and the other threads'
-/// evictions wait for it: so what it writes there sits on few cache lines,
-/// each fetched once per hold (`repr(C)`, a layout test checks it). The
-/// count, the stamp counter and the run's header share the first line; the
-/// lock's flag and what the holder only reads (`compact_at`, `active`) the
-/// second, with the heap's header across the two (read, and written only by
-/// elements out of rank order): a waiter reads the flag without taking the
-/// first line from the holder.
+/// evictions wait for it: so what it touches there sits on one cache line,
+/// fetched once per hold (`repr(C)`, a layout test checks it): the count,
+/// the lock's flag, the stamp counter and the run's header; the heap's
+/// header (read, and written only by elements out of rank order) straddles
+/// it and the next line, with what the holder only reads (`compact_at`,
+/// `active`). A waiter that reads the flag meanwhile shares that line with
+/// the holder, whose next write takes it back; on two threads that cost
+/// less than a second line per hold did. (The shard locks keep their flags
+/// after their shards: moving those too cost single-thread duplicate adds.)
 /// Besides these, the holder touches the run's two ends. A remove while
 /// counting is exact writes the count without the lock, which is rarer
 /// than adds near the limit. (The README gives the hand runs that moved the
-/// count here from a line of its own.)
+/// count here from a line of its own, and the flag next to it.)
 #[repr(C, align(64))]
 struct CountedEvictions {
     /// Signed: a claimed eviction is counted before its victim leaves, so a
     /// concurrent flush can take the count briefly below zero.
     len: AtomicIsize,
-    lock: SpinLock<Evictions>,
+    /// The eviction lock: a flag alone (a `SpinLock` of nothing), right
+    /// after the count and before what it guards, all on one line.
+    lock: SpinLock<()>,
+    evictions: UnsafeCell<Evictions>,
 }
 
+// SAFETY: `evictions` is reached only through an `EvictionsGuard`, which
+// holds `lock`: one thread at a time, so it is sent between threads, never
+// shared.
+unsafe impl Sync for CountedEvictions {}
+
 impl CountedEvictions {
-    fn lock(&self) -> SpinLockGuard<'_, Evictions> {
-        self.lock.lock()
+    fn lock(&self) -> EvictionsGuard<'_> {
+        EvictionsGuard {
+            _held: self.lock.lock(),
+            evictions: &self.evictions,
+        }
+    }
+}
+
+/// Holds the eviction lock; gives the `Evictions` it guards.
+struct EvictionsGuard<'a> {
+    _held: SpinLockGuard<'a, ()>,
+    evictions: &'a UnsafeCell<Evictions>,
+}
+
+impl Deref for EvictionsGuard<'_> {
+    type Target = Evictions;
+    fn deref(&self) -> &Evictions {
+        // SAFETY: this guard holds the eviction lock.
+        unsafe { &*self.evictions.get() }
+    }
+}
+
+impl DerefMut for EvictionsGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Evictions {
+        // SAFETY: this guard holds the eviction lock, and `&mut self` is
+        // unique.
+        unsafe { &mut *self.evictions.get() }
     }
 }
 
@@ -1118,7 +1155,8 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
             shards: std::array::from_fn(|i| ShardCell::new(i as u8)),
             evictions: CountedEvictions {
                 len: AtomicIsize::new(0),
-                lock: SpinLock::new(Evictions::new()),
+                lock: SpinLock::new(()),
+                evictions: UnsafeCell::new(Evictions::new()),
             },
             hasher: KeyHasher::new(),
             mode: Mode {
@@ -1472,7 +1510,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     /// added, gives the count back.
     fn evict_claimed<'a>(
         &'a self,
-        evictions: SpinLockGuard<'a, Evictions>,
+        evictions: EvictionsGuard<'a>,
         added: (usize, u32, u32),
     ) -> Option<S> {
         let victim = self.evict_earliest(evictions, added);
@@ -1523,7 +1561,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     /// it take the next one.
     fn evict_earliest<'a>(
         &'a self,
-        mut evictions: SpinLockGuard<'a, Evictions>,
+        mut evictions: EvictionsGuard<'a>,
         except: (usize, u32, u32),
     ) -> Option<S> {
         loop {
@@ -1793,20 +1831,24 @@ mod tests {
         }
     }
 
-    /// The lines an evicting add writes under the eviction lock (see
-    /// [`CountedEvictions`]): the count, the stamp counter and the run's
-    /// header on the first, the lock's flag on the second.
+    /// The line an evicting add takes with the eviction lock (see
+    /// [`CountedEvictions`]): the count, the lock's flag, the stamp counter
+    /// and the run's header.
     #[test]
-    fn count_and_order_headers_share_a_line_apart_from_the_flag() {
+    fn count_flag_and_order_headers_share_a_line() {
         use std::mem::{offset_of, size_of};
-        let value = offset_of!(CountedEvictions, lock);
+        assert_eq!(size_of::<SpinLock<()>>(), 1, "the lock is its flag alone");
         assert_eq!(offset_of!(CountedEvictions, len), 0);
+        let flag = offset_of!(CountedEvictions, lock);
+        assert!(flag < 64, "flag at {flag}");
+        let value = offset_of!(CountedEvictions, evictions);
         assert_eq!(offset_of!(Evictions, next_stamp), 0);
         assert_eq!(offset_of!(Order, run), 0);
         let run = value + offset_of!(Evictions, order);
-        assert!(run + size_of::<VecDeque<OrderEntry>>() <= 64);
-        let flag = value + size_of::<Evictions>();
-        assert!((64..128).contains(&flag), "flag at {flag}");
+        assert!(
+            run + size_of::<VecDeque<OrderEntry>>() <= 64,
+            "run header ends past {run}"
+        );
         assert_eq!(std::mem::align_of::<CountedEvictions>(), 64);
     }
 

@@ -71,7 +71,8 @@ impl<T> Lock<T> {
 /// finds it taken again starts over at yielding.
 ///
 /// The value comes first and the flag after it (`repr(C)`), so that a
-/// container can tell which cache line each lands on.
+/// container can tell which cache line each lands on; a `SpinLock<()>` is
+/// the flag alone, for a container that lays out what it guards itself.
 #[repr(C)]
 pub struct SpinLock<T> {
     value: UnsafeCell<T>,
