@@ -34,8 +34,9 @@
 # pairs, as a cross-check. Plain against plain, whole repetitions sat a
 # percent or two apart (presumably memory layout or thread placement),
 # hence many short repetitions. Which side goes first alternates between
-# repetitions; both sides are pinned to the same CPUs (with one thread,
-# one CPU, the next one every other repetition). Every chunk starts where
+# repetitions; with fewer threads than CPUs both sides are pinned to the
+# same ones (one thread: one CPU, the next one every other repetition);
+# otherwise both may use every CPU. Every chunk starts where
 # the other process just ran, with what it left in the caches: a side
 # with a larger working set pays more for that (so it can only count
 # against libsslsess).
@@ -47,9 +48,9 @@
 # is also written to $SSLSESS_BUILD/bench.md for the README.
 #
 # Knobs (environment): BENCH_REPS_OPS, BENCH_REPS_HS (repetitions; default
-# 22 and 32: even, so that each library goes first equally often, and for
-# handshakes a multiple of 4, so that on 2 CPUs each sees both orders
-# equally often), BENCH_HS_CHUNKS (chunks per handshake repetition;
+# 22 and 32: even, so that each library goes first equally often, which
+# the script requires; for handshakes best a multiple of 4, so that on 2
+# CPUs each sees both orders equally often), BENCH_HS_CHUNKS (chunks per handshake repetition;
 # default 48), BENCH_HS12, BENCH_HS13 (handshakes per thread per chunk;
 # default 60 and 12, ~5 ms here), BENCH_SESSIONS (cache workloads; default
 # 100000), BENCH_QUICK=1 (a short smoke run: fewer repetitions and chunks;
