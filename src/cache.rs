@@ -41,11 +41,9 @@
 //! the cache (under a lock they would wait for it forever). Callers get
 //! every removed handle back and drop it after the lock is released.
 
-use crate::sync::{self, SharedLock, SpinLock, SpinLockGuard};
-use std::cell::UnsafeCell;
+use crate::sync::{self, FlagFirstSpinLock, SharedLock, SpinLock, SpinLockGuard};
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher, RandomState};
-use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 
 use hashbrown::HashTable;
@@ -1080,45 +1078,14 @@ struct CountedEvictions {
     /// Signed: a claimed eviction is counted before its victim leaves, so a
     /// concurrent flush can take the count briefly below zero.
     len: AtomicIsize,
-    /// The eviction lock: a flag alone (a `SpinLock` of nothing), right
-    /// after the count and before what it guards, all on one line.
-    lock: SpinLock<()>,
-    evictions: UnsafeCell<Evictions>,
+    /// The eviction lock, its flag first: right after the count, and
+    /// right before what it guards.
+    lock: FlagFirstSpinLock<Evictions>,
 }
-
-// SAFETY: `evictions` is reached only through an `EvictionsGuard`, which
-// holds `lock`: one thread at a time, so it is sent between threads, never
-// shared.
-unsafe impl Sync for CountedEvictions {}
 
 impl CountedEvictions {
-    fn lock(&self) -> EvictionsGuard<'_> {
-        EvictionsGuard {
-            _held: self.lock.lock(),
-            evictions: &self.evictions,
-        }
-    }
-}
-
-/// Holds the eviction lock; gives the `Evictions` it guards.
-struct EvictionsGuard<'a> {
-    _held: SpinLockGuard<'a, ()>,
-    evictions: &'a UnsafeCell<Evictions>,
-}
-
-impl Deref for EvictionsGuard<'_> {
-    type Target = Evictions;
-    fn deref(&self) -> &Evictions {
-        // SAFETY: this guard holds the eviction lock.
-        unsafe { &*self.evictions.get() }
-    }
-}
-
-impl DerefMut for EvictionsGuard<'_> {
-    fn deref_mut(&mut self) -> &mut Evictions {
-        // SAFETY: this guard holds the eviction lock, and `&mut self` is
-        // unique.
-        unsafe { &mut *self.evictions.get() }
+    fn lock(&self) -> SpinLockGuard<'_, Evictions> {
+        self.lock.lock()
     }
 }
 
@@ -1155,8 +1122,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
             shards: std::array::from_fn(|i| ShardCell::new(i as u8)),
             evictions: CountedEvictions {
                 len: AtomicIsize::new(0),
-                lock: SpinLock::new(()),
-                evictions: UnsafeCell::new(Evictions::new()),
+                lock: FlagFirstSpinLock::new(Evictions::new()),
             },
             hasher: KeyHasher::new(),
             mode: Mode {
@@ -1510,7 +1476,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     /// added, gives the count back.
     fn evict_claimed<'a>(
         &'a self,
-        evictions: EvictionsGuard<'a>,
+        evictions: SpinLockGuard<'a, Evictions>,
         added: (usize, u32, u32),
     ) -> Option<S> {
         let victim = self.evict_earliest(evictions, added);
@@ -1561,7 +1527,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     /// it take the next one.
     fn evict_earliest<'a>(
         &'a self,
-        mut evictions: EvictionsGuard<'a>,
+        mut evictions: SpinLockGuard<'a, Evictions>,
         except: (usize, u32, u32),
     ) -> Option<S> {
         loop {
@@ -1837,11 +1803,11 @@ mod tests {
     #[test]
     fn count_flag_and_order_headers_share_a_line() {
         use std::mem::{offset_of, size_of};
-        assert_eq!(size_of::<SpinLock<()>>(), 1, "the lock is its flag alone");
+        let (flag, value) = FlagFirstSpinLock::<Evictions>::layout();
+        let lock = offset_of!(CountedEvictions, lock);
+        let (flag, value) = (lock + flag, lock + value);
         assert_eq!(offset_of!(CountedEvictions, len), 0);
-        let flag = offset_of!(CountedEvictions, lock);
         assert!(flag < 64, "flag at {flag}");
-        let value = offset_of!(CountedEvictions, evictions);
         assert_eq!(offset_of!(Evictions, next_stamp), 0);
         assert_eq!(offset_of!(Order, run), 0);
         let run = value + offset_of!(Evictions, order);

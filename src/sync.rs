@@ -71,21 +71,35 @@ impl<T> Lock<T> {
 /// finds it taken again starts over at yielding.
 ///
 /// The value comes first and the flag after it (`repr(C)`), so that a
-/// container can tell which cache line each lands on; a `SpinLock<()>` is
-/// the flag alone, for a container that lays out what it guards itself.
+/// container can tell which cache line each lands on (see
+/// [`FlagFirstSpinLock`] for the other order).
 #[repr(C)]
 pub struct SpinLock<T> {
     value: UnsafeCell<T>,
     locked: AtomicBool,
 }
 
+/// A [`SpinLock`] with its flag first and the value right after it
+/// (`repr(C)`): for a lock whose holder writes the value's first bytes on
+/// every hold, which then share the line the flag's compare-and-swap
+/// fetched (the cache's eviction lock).
+#[repr(C)]
+pub struct FlagFirstSpinLock<T> {
+    locked: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
 // SAFETY: the value is reached only through a `SpinGuard`, and the flag lets
 // one guard exist at a time, so it is sent between threads, never shared.
 unsafe impl<T: Send> Sync for SpinLock<T> {}
+// SAFETY: as for `SpinLock`.
+unsafe impl<T: Send> Sync for FlagFirstSpinLock<T> {}
 
-/// Holds a [`SpinLock`]; dropping it lets the lock go.
+/// Holds a [`SpinLock`] or a [`FlagFirstSpinLock`]; dropping it lets the
+/// lock go.
 pub struct SpinGuard<'a, T> {
-    lock: &'a SpinLock<T>,
+    locked: &'a AtomicBool,
+    value: &'a UnsafeCell<T>,
     /// Neither `Send` nor `Sync` (stricter than std's `MutexGuard`, which is
     /// `Sync` for a `T: Sync`): shared, it would otherwise hand out `&T` on
     /// two threads whatever `T` is.
@@ -112,46 +126,7 @@ impl<T> SpinLock<T> {
 
     #[inline]
     pub fn lock(&self) -> SpinLockGuard<'_, T> {
-        if !self.try_take() {
-            self.wait_and_take();
-        }
-        let guard = SpinGuard {
-            lock: self,
-            _not_shared: PhantomData,
-        };
-        Guard::acquired(self, guard, true)
-    }
-
-    #[inline]
-    fn try_take(&self) -> bool {
-        self.locked
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-    }
-
-    /// Waits (reading, not writing, the flag) until the lock looks free and
-    /// takes it.
-    #[cold]
-    fn wait_and_take(&self) {
-        let mut waited = 0u32;
-        loop {
-            while self.locked.load(Ordering::Relaxed) {
-                if waited < SPINS {
-                    std::hint::spin_loop();
-                } else if waited < SPINS + YIELDS {
-                    std::thread::yield_now();
-                } else {
-                    std::thread::sleep(NAP);
-                }
-                waited = waited.saturating_add(1);
-            }
-            if self.try_take() {
-                return;
-            }
-            // Taken again before this waiter got it: the holder is running,
-            // so yield rather than nap.
-            waited = waited.min(SPINS);
-        }
+        take_spin_lock(self, &self.locked, &self.value)
     }
 
     /// Takes the lock's flag out of a race detector's checks (see
@@ -161,25 +136,103 @@ impl<T> SpinLock<T> {
     }
 }
 
+impl<T> FlagFirstSpinLock<T> {
+    pub const fn new(value: T) -> Self {
+        FlagFirstSpinLock {
+            locked: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    #[inline]
+    pub fn lock(&self) -> SpinLockGuard<'_, T> {
+        take_spin_lock(self, &self.locked, &self.value)
+    }
+
+    /// Where the flag and the value sit in the lock: (flag, value) offsets.
+    #[cfg(test)]
+    pub(crate) fn layout() -> (usize, usize) {
+        (
+            std::mem::offset_of!(Self, locked),
+            std::mem::offset_of!(Self, value),
+        )
+    }
+
+    /// As [`SpinLock::exempt_from_race_checks`].
+    pub fn exempt_from_race_checks(&self) {
+        exempt_from_race_checks(&self.locked);
+    }
+}
+
+/// Takes `lock` (its flag `locked`, guarding `value`) and returns its guard.
+#[inline]
+fn take_spin_lock<'a, L, T>(
+    lock: &'a L,
+    locked: &'a AtomicBool,
+    value: &'a UnsafeCell<T>,
+) -> SpinLockGuard<'a, T> {
+    if !try_take(locked) {
+        wait_and_take(locked);
+    }
+    let guard = SpinGuard {
+        locked,
+        value,
+        _not_shared: PhantomData,
+    };
+    Guard::acquired(lock, guard, true)
+}
+
+#[inline]
+fn try_take(locked: &AtomicBool) -> bool {
+    locked
+        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_ok()
+}
+
+/// Waits (reading, not writing, the flag) until the lock looks free and
+/// takes it.
+#[cold]
+fn wait_and_take(locked: &AtomicBool) {
+    let mut waited = 0u32;
+    loop {
+        while locked.load(Ordering::Relaxed) {
+            if waited < SPINS {
+                std::hint::spin_loop();
+            } else if waited < SPINS + YIELDS {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(NAP);
+            }
+            waited = waited.saturating_add(1);
+        }
+        if try_take(locked) {
+            return;
+        }
+        // Taken again before this waiter got it: the holder is running,
+        // so yield rather than nap.
+        waited = waited.min(SPINS);
+    }
+}
+
 impl<T> Deref for SpinGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
         // SAFETY: this guard holds the lock.
-        unsafe { &*self.lock.value.get() }
+        unsafe { &*self.value.get() }
     }
 }
 
 impl<T> DerefMut for SpinGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: this guard holds the lock, and `&mut self` is unique.
-        unsafe { &mut *self.lock.value.get() }
+        unsafe { &mut *self.value.get() }
     }
 }
 
 impl<T> Drop for SpinGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        self.lock.locked.store(false, Ordering::Release);
+        self.locked.store(false, Ordering::Release);
     }
 }
 
