@@ -33,7 +33,7 @@ repetitions sat a percent or two apart; memory layout or thread
 placement, presumably): many short repetitions beat a few long ones.
 
 A side prints "CHUNK NAME I RATE" per step (NAME the workload, I its
-chunk or round); with --raw this driver appends "KEY LIB NAME.REP.I RATE"
+chunk); with --raw this driver appends "KEY LIB NAME.REP.I RATE"
 per step, and "KEY LIB NAME VALUE" per "RESULT NAME VALUE" line, to RAW
 (benches/summary.py reads them). Both sides must exit 0, print S steps and
 say which library served them ("LIB plain", "LIB sslsess"); a repetition
@@ -202,7 +202,7 @@ if opt.verbose and opt.reps > 1:
     # As benches/summary.py: the median over repetitions, bootstrapped.
     for step, ratios in by_name.items():
         rng = random.Random(4000)
-        meds = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(1000))
+        meds = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(4000))
         print(f"{opt.key} {step}: B/A {statistics.median(ratios):.4f} "
-              f"[95%: {meds[25]:.4f}-{meds[974]:.4f}]; repetitions "
+              f"[95%: {meds[100]:.4f}-{meds[3899]:.4f}]; repetitions "
               f"{min(ratios):.4f} to {max(ratios):.4f}, sd {statistics.stdev(ratios):.4f}")

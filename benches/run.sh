@@ -184,5 +184,5 @@ echo "  done $((SECONDS - started))s (profiles: $CGDIR/*.out, callgrind_annotate
 # --- Summary ---------------------------------------------------------------
 CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | sed -n 1p)
 CAPTION="\`make bench\` on $NPROC x ${CPU_MODEL:-unknown CPU}, $(openssl version | cut -d' ' -f1-2), $(date -u +%Y-%m-%d): cache operations, medians of $REPS_OPS repetitions, each a plain libssl and a libsslsess run back to back (which first alternates); handshakes, $REPS_HS repetitions, each a plain libssl and a libsslsess process taking turns at $HS_CHUNKS chunks (TLS 1.2 x$HS12, TLS 1.3 x$HS13 handshakes per thread), each side's figure its throughput over all its chunks."
-python3 "$SSLSESS_ROOT/benches/summary.py" "$RAW" "$MD" "$N" "${THREADS[*]}" "$HS12" "$HS13" "$CAPTION"
+python3 "$SSLSESS_ROOT/benches/summary.py" "$RAW" "$MD" "$N" "${THREADS[*]}" "$CAPTION"
 echo "bench: total $((SECONDS - started))s"

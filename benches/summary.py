@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """benches/summary.py: the table and PASS/FAIL lines of `make bench`.
 
-Usage: summary.py RAW MD SESSIONS "THREADS..." HS12 HS13 CAPTION
+Usage: summary.py RAW MD SESSIONS "THREADS..." CAPTION
 
 Reads RAW (lines "KEY LIB NAME VALUE", as benches/run.sh and
 benches/lockstep.py write them), prints one line per target and the table,
@@ -32,7 +32,7 @@ dips that hit one side's chunk.
 import random, statistics, sys
 from collections import defaultdict
 
-raw, md_path, n, threads, hs12, hs13, caption = sys.argv[1:8]
+raw, md_path, n, threads, caption = sys.argv[1:6]
 n = int(n)
 threads = [int(t) for t in threads.split()]
 vals = defaultdict(list)
@@ -117,6 +117,7 @@ def lockstep(label, key, target):
     assert reps, f"{key}: no chunks (a raw file from before lockstep?)"
     thr, pair_ratios = defaultdict(list), []
     for r in reps:
+        assert (key, "sslsess", r) in chunks, f"{key} repetition {r}: no libsslsess side"
         plain, sslsess = chunks[(key, "plain", r)], chunks[(key, "sslsess", r)]
         assert plain.keys() == sslsess.keys(), f"{key} repetition {r}: unpaired chunks"
         for lib, c in (("plain", plain), ("sslsess", sslsess)):
