@@ -1002,11 +1002,12 @@ impl Evictions {
         stamp
     }
 
-    /// Makes `live` (earliest first) the order; the next compaction is due
-    /// once stale elements could be as many again.
-    fn reset(&mut self, live: Vec<OrderEntry>) {
+    /// Makes `live` (earliest first) the order, returning the one it
+    /// replaces; the next compaction is due once stale elements could be as
+    /// many again.
+    fn reset(&mut self, live: Vec<OrderEntry>) -> Order {
         self.compact_at = 2 * live.len() + 64;
-        self.order = Order::from_sorted(live);
+        std::mem::replace(&mut self.order, Order::from_sorted(live))
     }
 
     /// Whether to compact after `pushed` joined the order: when stale
@@ -1632,12 +1633,7 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
     /// and then comes after the others of its expiry (among themselves, in
     /// no particular order).
     fn flush_all(&self, in_order: bool) -> Vec<(Rank, S)> {
-        let mut old_order = {
-            let mut evictions = self.evictions.lock();
-            let old = std::mem::replace(&mut evictions.order, Order::new());
-            evictions.reset(Vec::new());
-            old
-        };
+        let mut old_order = self.evictions.lock().reset(Vec::new());
         let mut placed = in_order.then(|| by_shard(old_order.take_all()));
         drop(old_order);
         let mut out = Vec::new();
