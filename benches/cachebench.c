@@ -13,8 +13,9 @@
  *                                       resumed handshakes per second over
  *                                       memory BIOs (TLS 1.2 session id or
  *                                       TLS 1.3 stateful tickets), HANDSHAKES
- *                                       per thread in one timed run (for
- *                                       hand runs; `make bench` uses hs-step)
+ *                                       per thread in one timed chunk after
+ *                                       an untimed one (for hand runs; `make
+ *                                       bench` uses hs-step)
  *   cachebench hs-step 12|13 SESSIONS THREADS HANDSHAKES CHUNKS IN_FD OUT_FD
  *                                       the same set-up, then CHUNKS timed
  *                                       chunks of HANDSHAKES per thread, each
@@ -434,20 +435,9 @@ struct hsjob {
     SSL_CTX *sctx, *cctx;
     SSL_SESSION *sess;
     int tls13, count, not_resumed;
-    pthread_barrier_t *start, *done; /* done: hs-step only */
+    pthread_barrier_t *start, *done;
     double t0, t1;
 };
-
-static void *hs_worker(void *arg)
-{
-    struct hsjob *j = arg;
-    pthread_barrier_wait(j->start);
-    j->t0 = clock_s();
-    for (int i = 0; i < j->count; i++)
-        j->not_resumed += !handshake(j->sctx, j->cctx, &j->sess, j->tls13);
-    j->t1 = clock_s();
-    return NULL;
-}
 
 static void prefill(SSL_CTX *sctx, int n, int version)
 {
@@ -535,40 +525,13 @@ static double hs_rate(struct hsbench *b)
     return (double)b->jobs[0].count * b->threads / dt;
 }
 
-static int cmd_hs(int proto, int sessions, int threads, int count)
-{
-    struct hsbench b;
-    hs_setup(&b, proto, sessions, threads, count);
-
-    pthread_t tid[MAX_THREADS];
-    pthread_barrier_t start;
-    pthread_barrier_init(&start, NULL, (unsigned)threads + 1);
-    for (int t = 0; t < threads; t++) {
-        b.jobs[t].start = &start;
-        if (pthread_create(&tid[t], NULL, hs_worker, &b.jobs[t]) != 0)
-            die("pthread_create");
-    }
-    pthread_barrier_wait(&start);
-    for (int t = 0; t < threads; t++)
-        pthread_join(tid[t], NULL);
-    pthread_barrier_destroy(&start);
-    double rate = hs_rate(&b);
-    long cached = hs_check(&b);
-    result("hs", rate);
-    result("cached", (double)cached);
-    hs_free(&b);
-    return 0;
-}
-
-/* --- Handshakes in lockstep (hs-step) ------------------------------------ */
-
 /* Set by the main thread before it releases the workers for the last time. */
 static int hs_stop;
 
-/* A worker of hs-step: lives through every chunk, so that thread creation
- * (and OpenSSL's per-thread state) stays out of the chunks. Each round: wait
- * for the release, COUNT handshakes, wait for the others. */
-static void *hs_step_worker(void *arg)
+/* A worker of hs and hs-step: lives through every chunk, so that thread
+ * creation (and OpenSSL's per-thread state) stays out of the chunks. Each
+ * round: wait for the release, COUNT handshakes, wait for the others. */
+static void *hs_worker(void *arg)
 {
     struct hsjob *j = arg;
     for (;;) {
@@ -583,13 +546,63 @@ static void *hs_step_worker(void *arg)
     }
 }
 
+/* The workers of one run and the barriers that release and collect them. */
+struct hsteam {
+    pthread_t tid[MAX_THREADS];
+    pthread_barrier_t start, done;
+};
+
 /* One chunk: release the workers, wait for all of them, the rate. */
-static double hs_chunk(struct hsbench *b, pthread_barrier_t *start, pthread_barrier_t *done)
+static double hs_chunk(struct hsbench *b, struct hsteam *team)
 {
-    pthread_barrier_wait(start);
-    pthread_barrier_wait(done);
+    pthread_barrier_wait(&team->start);
+    pthread_barrier_wait(&team->done);
     return hs_rate(b);
 }
+
+/* Starts a worker per thread and runs one untimed chunk: the new threads'
+ * first handshakes set up OpenSSL's per-thread state (its random
+ * generators), a cost the first timed chunk would otherwise carry. */
+static void hs_team_start(struct hsbench *b, struct hsteam *team)
+{
+    pthread_barrier_init(&team->start, NULL, (unsigned)b->threads + 1);
+    pthread_barrier_init(&team->done, NULL, (unsigned)b->threads + 1);
+    for (int t = 0; t < b->threads; t++) {
+        b->jobs[t].start = &team->start;
+        b->jobs[t].done = &team->done;
+        if (pthread_create(&team->tid[t], NULL, hs_worker, &b->jobs[t]) != 0)
+            die("pthread_create");
+    }
+    hs_chunk(b, team);
+}
+
+static void hs_team_stop(struct hsbench *b, struct hsteam *team)
+{
+    hs_stop = 1;
+    pthread_barrier_wait(&team->start);
+    for (int t = 0; t < b->threads; t++)
+        pthread_join(team->tid[t], NULL);
+    pthread_barrier_destroy(&team->start);
+    pthread_barrier_destroy(&team->done);
+}
+
+/* One timed chunk of COUNT handshakes per thread (for hand runs). */
+static int cmd_hs(int proto, int sessions, int threads, int count)
+{
+    struct hsbench b;
+    struct hsteam team;
+    hs_setup(&b, proto, sessions, threads, count);
+    hs_team_start(&b, &team);
+    double rate = hs_chunk(&b, &team);
+    hs_team_stop(&b, &team);
+    long cached = hs_check(&b);
+    result("hs", rate);
+    result("cached", (double)cached);
+    hs_free(&b);
+    return 0;
+}
+
+/* --- Handshakes in lockstep (hs-step) ------------------------------------ */
 
 /* The baton: one byte over a pipe. Returns 0 at end of file. */
 static int baton_take(int fd)
@@ -625,37 +638,20 @@ static int cmd_hs_step(int proto, int sessions, int threads, int count, int chun
     if (rates == NULL)
         die("out of memory");
 
-    pthread_t tid[MAX_THREADS];
-    pthread_barrier_t start, done;
-    pthread_barrier_init(&start, NULL, (unsigned)threads + 1);
-    pthread_barrier_init(&done, NULL, (unsigned)threads + 1);
-    for (int t = 0; t < threads; t++) {
-        b.jobs[t].start = &start;
-        b.jobs[t].done = &done;
-        if (pthread_create(&tid[t], NULL, hs_step_worker, &b.jobs[t]) != 0)
-            die("pthread_create");
-    }
-    /* One untimed chunk: the new threads' first handshakes set up OpenSSL's
-     * per-thread state (its random generators), a cost the first timed
-     * chunk would otherwise carry. Then: ready. */
-    hs_chunk(&b, &start, &done);
+    struct hsteam team;
+    hs_team_start(&b, &team);
     baton_pass(out);
     for (int i = 0; i < chunks; i++) {
         if (!baton_take(in))
             die("lockstep: the driver closed the baton pipe early");
-        rates[i] = hs_chunk(&b, &start, &done);
+        rates[i] = hs_chunk(&b, &team);
         baton_pass(out);
     }
     /* The driver closes the pipe when both sides have run every chunk: tear
      * down only then, not while the other side times its last chunk. */
     if (baton_take(in))
         die("lockstep: a baton after the last chunk");
-    hs_stop = 1;
-    pthread_barrier_wait(&start);
-    for (int t = 0; t < threads; t++)
-        pthread_join(tid[t], NULL);
-    pthread_barrier_destroy(&start);
-    pthread_barrier_destroy(&done);
+    hs_team_stop(&b, &team);
     long cached = hs_check(&b);
     for (int i = 0; i < chunks; i++)
         printf("CHUNK hs %d %.6g\n", i, rates[i]);
