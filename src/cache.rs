@@ -390,9 +390,15 @@ fn settle_front<H>(
 /// heap for the others. The earliest element is the earlier of the run's
 /// front and the heap's root, so an add in rank order and the eviction of
 /// the earliest entry cost O(1); only elements out of order pay O(log n).
-/// The run's header comes first (`repr(C)`, see [`CountedEvictions`]).
+/// The expiry of the run's last element and the run's header come first
+/// (`repr(C)`, see [`CountedEvictions`]).
 #[repr(C)]
 struct Order {
+    /// The expiry of the run's last element, while the run has one: so that
+    /// [`Self::push_fresh`] need not read that element, whose line, in the
+    /// cache-wide order, the eviction lock's previous holder (often another
+    /// thread) just wrote.
+    back_expiry: Expiry,
     run: VecDeque<OrderEntry>,
     heap: Vec<OrderEntry>,
 }
@@ -400,9 +406,15 @@ struct Order {
 impl Order {
     const fn new() -> Self {
         Order {
+            back_expiry: Expiry(i64::MIN),
             run: VecDeque::new(),
             heap: Vec::new(),
         }
+    }
+
+    fn push_back(&mut self, e: OrderEntry) {
+        self.back_expiry = e.expiry;
+        self.run.push_back(e);
     }
 
     fn len(&self) -> usize {
@@ -440,12 +452,27 @@ impl Order {
                 let pushed = self.heap.len() - 1;
                 sift_up(&mut self.heap, pushed);
             }
-            _ => self.run.push_back(e),
+            _ => self.push_back(e),
+        }
+    }
+
+    /// [`Self::push`] for an element whose stamp is later than every stamp
+    /// in the order (one just drawn): it belongs after the run's last
+    /// element exactly when its expiry is no earlier, which takes only that
+    /// element's expiry, not the element.
+    fn push_fresh(&mut self, e: OrderEntry) {
+        if self.run.is_empty() || e.expiry >= self.back_expiry {
+            self.push_back(e);
+        } else {
+            self.push(e);
         }
     }
 
     /// Puts back an element no later than any other (one `pop_first` took).
     fn push_first(&mut self, e: OrderEntry) {
+        if self.run.is_empty() {
+            self.back_expiry = e.expiry;
+        }
         self.run.push_front(e);
     }
 
@@ -473,6 +500,7 @@ impl Order {
     /// An order holding `sorted` (earliest first) as its run.
     fn from_sorted(sorted: Vec<OrderEntry>) -> Self {
         Order {
+            back_expiry: sorted.last().map_or(Expiry(i64::MIN), |e| e.expiry),
             run: VecDeque::from(sorted),
             heap: Vec::new(),
         }
@@ -578,24 +606,31 @@ enum Target {
 /// reallocations), a hash index of slot numbers (4 bytes each, so that it
 /// stays in cache), and the order. All methods run under the shard lock,
 /// or on a shard [`Self::detach`] returned (see [`Self::drain_all`]).
+///
+/// Laid out in this order (`repr(C)`), which keeps `last_stamp`, written by
+/// every add and duplicate add while counting is batched, off the line of
+/// the lock's flag (which comes after the shard): where the compiler had
+/// put it there, single-thread duplicate adds ran 0.88-0.90x as fast
+/// (paired hand runs of `cachebench ops 1`; why is not known).
+#[repr(C)]
 struct Shard<S> {
     chunks: Vec<Vec<Slot<S>>>,
+    order: Order,
+    index: HashTable<u32>,
+    /// The last stamp drawn, before the shard's number was added.
+    last_stamp: u64,
+    live: usize,
+    /// Adds minus removes not yet folded into `CountedEvictions::len`.
+    pending: isize,
     /// First free slot (`NO_SLOT`: none); a free slot's `hash` links to the
     /// next one, so freeing never allocates.
     free_head: u32,
-    index: HashTable<u32>,
-    order: Order,
-    live: usize,
     next_seq: u32,
     /// Set every 2^31 seqs: the next push into the shard's order compacts
     /// it, so that no stale element lives to see its seq drawn again.
     compact_due: bool,
-    /// The last stamp drawn, before the shard's number was added.
-    last_stamp: u64,
     /// Where the shard sits in the cache.
     number: u8,
-    /// Adds minus removes not yet folded into `CountedEvictions::len`.
-    pending: isize,
 }
 
 fn slot_in<S>(chunks: &[Vec<Slot<S>>], i: u32) -> &Slot<S> {
@@ -968,9 +1003,9 @@ impl<S> ShardCell<S> {
 /// against its shard, under that shard's lock, after letting this one go:
 /// the lock is held for two order operations per evicting add.
 ///
-/// The stamp counter and the run's header, which an evicting add writes,
-/// come first (`repr(C)`): they share a cache line with the count and the
-/// lock's flag (see [`CountedEvictions`]).
+/// The stamp counter, the run's back expiry and the run's header, which an
+/// evicting add writes, come first (`repr(C)`): they share a cache line with
+/// the count and the lock's flag (see [`CountedEvictions`]).
 #[repr(C)]
 struct Evictions {
     /// The next stamp while counting is exact, drawn by each element placed
@@ -1063,14 +1098,17 @@ pub struct SessionCache<S> {
 /// count itself and take its victim's element, and the other threads'
 /// evictions wait for it: so what it touches there sits on one cache line,
 /// fetched once per hold (`repr(C)`, a layout test checks it): the count,
-/// the lock's flag, the stamp counter and the run's header; the heap's
-/// header (read, and written only by elements out of rank order) straddles
-/// it and the next line, with what the holder only reads (`compact_at`,
-/// `active`). A waiter that reads the flag meanwhile shares that line with
-/// the holder, whose next write takes it back; on two threads that cost
-/// less than a second line per hold did. (The shard locks keep their flags
-/// after their shards: moving those too cost single-thread duplicate adds.)
-/// Besides these, the holder touches the run's two ends. A remove while
+/// the lock's flag, the stamp counter, the run's back expiry and its
+/// header; the heap's header (read, and written only by elements out of
+/// rank order) is on the next line, with what the holder only reads
+/// (`compact_at`, `active`). A waiter that reads the flag meanwhile shares
+/// that line with the holder, whose next write takes it back; on two
+/// threads that cost less than a second line per hold did. (The shard locks
+/// keep their flags after their shards: moving those too cost
+/// single-thread duplicate adds.) Besides these, the holder writes the
+/// run's back and reads its front; it places a new element by the back's
+/// expiry kept on the line, without reading the back element, whose line
+/// the previous holder wrote (see [`Order::push_fresh`]). A remove while
 /// counting is exact writes the count without the lock, which is rarer
 /// than adds near the limit. (The README gives the hand runs that moved the
 /// count here from a line of its own, and the flag next to it.)
@@ -1369,8 +1407,10 @@ impl<S: PartialEq + CurrentKey> SessionCache<S> {
         if evictions.active {
             if is_provisional(e.stamp) {
                 e.stamp = evictions.draw_stamp(e.shard());
+                evictions.order.push_fresh(e);
+            } else {
+                evictions.order.push(e);
             }
-            evictions.order.push(e);
             if evictions.is_compaction_due(&e) {
                 self.compact(evictions);
             }
@@ -1794,8 +1834,8 @@ mod tests {
     }
 
     /// The line an evicting add takes with the eviction lock (see
-    /// [`CountedEvictions`]): the count, the lock's flag, the stamp counter
-    /// and the run's header.
+    /// [`CountedEvictions`]): the count, the lock's flag, the stamp counter,
+    /// the run's back expiry and the run's header.
     #[test]
     fn count_flag_and_order_headers_share_a_line() {
         use std::mem::{offset_of, size_of};
@@ -1805,13 +1845,43 @@ mod tests {
         assert_eq!(offset_of!(CountedEvictions, len), 0);
         assert!(flag < 64, "flag at {flag}");
         assert_eq!(offset_of!(Evictions, next_stamp), 0);
-        assert_eq!(offset_of!(Order, run), 0);
-        let run = value + offset_of!(Evictions, order);
+        assert_eq!(offset_of!(Order, back_expiry), 0);
+        let order = value + offset_of!(Evictions, order);
+        let run = order + offset_of!(Order, run);
+        assert_eq!(run, order + size_of::<Expiry>());
         assert!(
             run + size_of::<VecDeque<OrderEntry>>() <= 64,
             "run header ends past {run}"
         );
         assert_eq!(std::mem::align_of::<CountedEvictions>(), 64);
+    }
+
+    #[test]
+    fn a_fresh_element_follows_the_back_only_when_it_expires_no_earlier() {
+        let e = |expiry, stamp| OrderEntry {
+            expiry: Expiry(expiry),
+            stamp,
+            slot: 0,
+            seq: 0,
+        };
+        let drain = |order: &mut Order| {
+            std::iter::from_fn(|| order.pop_first())
+                .map(|x| x.stamp)
+                .collect::<Vec<_>>()
+        };
+        let mut order = Order::new();
+        for (expiry, stamp) in [(10, 1), (10, 2), (5, 3), (12, 4)] {
+            order.push_fresh(e(expiry, stamp));
+        }
+        assert_eq!(drain(&mut order), [3, 1, 2, 4]);
+        // An element put back first on an emptied run is its back now.
+        order.push_first(e(20, 5));
+        order.push_fresh(e(15, 6));
+        assert_eq!(drain(&mut order), [6, 5]);
+        let mut order = Order::from_sorted(vec![e(7, 1), e(9, 2)]);
+        order.push_fresh(e(8, 3));
+        order.push_fresh(e(9, 4));
+        assert_eq!(drain(&mut order), [1, 3, 2, 4]);
     }
 
     #[test]
