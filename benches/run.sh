@@ -48,9 +48,13 @@
 # is also written to $SSLSESS_BUILD/bench.md for the README.
 #
 # Knobs (environment): BENCH_REPS_OPS, BENCH_REPS_HS (repetitions; default
-# 22 and 32: even, so that each library goes first equally often, which
+# 64 and 32: even, so that each library goes first equally often, which
 # the script requires; for handshakes best a multiple of 4, so that on 2
-# CPUs each sees both orders equally often), BENCH_HS_CHUNKS (chunks per handshake repetition;
+# CPUs each sees both orders equally often; for cache operations 64
+# rather than 22, so that a run in which the machine's speed jumps within
+# most repetitions still has a median to go by: in one such run, 22
+# repetitions of single-thread add paired at 0.67 to 1.77 and their
+# median fell to 0.985), BENCH_HS_CHUNKS (chunks per handshake repetition;
 # default 48), BENCH_HS12, BENCH_HS13 (handshakes per thread per chunk;
 # default 60 and 12, ~5 ms here), BENCH_SESSIONS (cache workloads; default
 # 100000), BENCH_QUICK=1 (a short smoke run: fewer repetitions and chunks;
@@ -68,7 +72,7 @@ CGDIR=$SSLSESS_BUILD/callgrind
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
     : "${BENCH_REPS_OPS:=6}" "${BENCH_REPS_HS:=6}" "${BENCH_HS_CHUNKS:=16}"
 fi
-REPS_OPS=${BENCH_REPS_OPS:-22}
+REPS_OPS=${BENCH_REPS_OPS:-64}
 REPS_HS=${BENCH_REPS_HS:-32}
 HS_CHUNKS=${BENCH_HS_CHUNKS:-48}
 HS12=${BENCH_HS12:-60}
