@@ -134,6 +134,15 @@ impl<T> SpinLock<T> {
     pub fn exempt_from_race_checks(&self) {
         exempt_from_race_checks(&self.locked);
     }
+
+    /// Where the flag and the value sit in the lock: (flag, value) offsets.
+    #[cfg(test)]
+    pub(crate) fn layout() -> (usize, usize) {
+        (
+            std::mem::offset_of!(Self, locked),
+            std::mem::offset_of!(Self, value),
+        )
+    }
 }
 
 impl<T> FlagFirstSpinLock<T> {
