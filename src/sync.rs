@@ -1,10 +1,11 @@
 //! Locks and shared atomics, as a race detector sees them.
 //!
 //! libsslsess's locks are `std::sync`'s, built on bare futexes, and for the
-//! cache's hot paths [`SpinLock`], built on one atomic flag; helgrind
-//! (valgrind's race detector) sees neither: to it, every access they
-//! protect is a race. Built with the `helgrind` feature (for the stress
-//! suite's helgrind run), [`Lock`], [`SpinLock`] and [`SharedLock`] tell
+//! cache's hot paths [`SpinLock`] and [`FlagFirstSpinLock`], built on one
+//! atomic flag; helgrind (valgrind's race detector) sees neither: to it,
+//! every access they protect is a race. Built with the `helgrind` feature
+//! (for the stress suite's helgrind run), [`Lock`], the spin locks and
+//! [`SharedLock`] tell
 //! helgrind when they are taken and let go, as the reader-writer locks it
 //! knows (so it also checks their order), and [`exempt_from_race_checks`]
 //! takes atomics (whose plain loads and stores cannot race) and write-once
@@ -89,12 +90,6 @@ pub struct FlagFirstSpinLock<T> {
     value: UnsafeCell<T>,
 }
 
-// SAFETY: the value is reached only through a `SpinGuard`, and the flag lets
-// one guard exist at a time, so it is sent between threads, never shared.
-unsafe impl<T: Send> Sync for SpinLock<T> {}
-// SAFETY: as for `SpinLock`.
-unsafe impl<T: Send> Sync for FlagFirstSpinLock<T> {}
-
 /// Holds a [`SpinLock`] or a [`FlagFirstSpinLock`]; dropping it lets the
 /// lock go.
 pub struct SpinGuard<'a, T> {
@@ -116,66 +111,59 @@ const YIELDS: u32 = 16;
 /// that a holder preempted on this processor runs.
 const NAP: std::time::Duration = std::time::Duration::from_micros(20);
 
-impl<T> SpinLock<T> {
-    pub const fn new(value: T) -> Self {
-        SpinLock {
-            locked: AtomicBool::new(false),
-            value: UnsafeCell::new(value),
+/// What the two spin lock types share, written once: they differ only in
+/// the order of their fields.
+macro_rules! spin_lock_impls {
+    ($lock:ident) => {
+        // SAFETY: the value is reached only through a `SpinGuard`, and the
+        // flag lets one guard exist at a time, so it is sent between
+        // threads, never shared.
+        unsafe impl<T: Send> Sync for $lock<T> {}
+
+        impl<T> $lock<T> {
+            pub const fn new(value: T) -> Self {
+                $lock {
+                    locked: AtomicBool::new(false),
+                    value: UnsafeCell::new(value),
+                }
+            }
+
+            #[inline]
+            pub fn lock(&self) -> SpinLockGuard<'_, T> {
+                // SAFETY: `locked` is this lock's flag, which guards `value`.
+                unsafe { take_spin_lock(self, &self.locked, &self.value) }
+            }
+
+            /// Takes the lock's flag out of a race detector's checks (see
+            /// [`exempt_from_race_checks`]); the detector is told of the
+            /// lock itself.
+            pub fn exempt_from_race_checks(&self) {
+                exempt_from_race_checks(&self.locked);
+            }
+
+            /// Where the flag and the value sit in the lock: (flag, value)
+            /// offsets.
+            #[cfg(test)]
+            pub(crate) fn layout() -> (usize, usize) {
+                (
+                    std::mem::offset_of!(Self, locked),
+                    std::mem::offset_of!(Self, value),
+                )
+            }
         }
-    }
-
-    #[inline]
-    pub fn lock(&self) -> SpinLockGuard<'_, T> {
-        take_spin_lock(self, &self.locked, &self.value)
-    }
-
-    /// Takes the lock's flag out of a race detector's checks (see
-    /// [`exempt_from_race_checks`]); the detector is told of the lock itself.
-    pub fn exempt_from_race_checks(&self) {
-        exempt_from_race_checks(&self.locked);
-    }
-
-    /// Where the flag and the value sit in the lock: (flag, value) offsets.
-    #[cfg(test)]
-    pub(crate) fn layout() -> (usize, usize) {
-        (
-            std::mem::offset_of!(Self, locked),
-            std::mem::offset_of!(Self, value),
-        )
-    }
+    };
 }
 
-impl<T> FlagFirstSpinLock<T> {
-    pub const fn new(value: T) -> Self {
-        FlagFirstSpinLock {
-            locked: AtomicBool::new(false),
-            value: UnsafeCell::new(value),
-        }
-    }
-
-    #[inline]
-    pub fn lock(&self) -> SpinLockGuard<'_, T> {
-        take_spin_lock(self, &self.locked, &self.value)
-    }
-
-    /// Where the flag and the value sit in the lock: (flag, value) offsets.
-    #[cfg(test)]
-    pub(crate) fn layout() -> (usize, usize) {
-        (
-            std::mem::offset_of!(Self, locked),
-            std::mem::offset_of!(Self, value),
-        )
-    }
-
-    /// As [`SpinLock::exempt_from_race_checks`].
-    pub fn exempt_from_race_checks(&self) {
-        exempt_from_race_checks(&self.locked);
-    }
-}
+spin_lock_impls!(SpinLock);
+spin_lock_impls!(FlagFirstSpinLock);
 
 /// Takes `lock` (its flag `locked`, guarding `value`) and returns its guard.
+///
+/// # Safety
+/// `locked` must be the flag that guards `value`, both parts of `lock`:
+/// the guard hands out `&mut` to `value` on the flag's word alone.
 #[inline]
-fn take_spin_lock<'a, L, T>(
+unsafe fn take_spin_lock<'a, L, T>(
     lock: &'a L,
     locked: &'a AtomicBool,
     value: &'a UnsafeCell<T>,
