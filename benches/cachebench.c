@@ -15,7 +15,10 @@
  *                                       TLS 1.3 stateful tickets), HANDSHAKES
  *                                       per thread in one timed chunk after
  *                                       an untimed one (for hand runs; `make
- *                                       bench` uses hs-step)
+ *                                       bench` uses hs-step; before 013e9bd
+ *                                       there was no untimed chunk, so the
+ *                                       README's older hand runs of hs
+ *                                       included OpenSSL's per-thread set-up)
  *   cachebench hs-step 12|13 SESSIONS THREADS HANDSHAKES CHUNKS IN_FD OUT_FD
  *                                       the same set-up, then CHUNKS timed
  *                                       chunks of HANDSHAKES per thread, each
@@ -780,34 +783,35 @@ static int arg(int argc, char **argv, int i, int dflt)
     return i < argc ? atoi(argv[i]) : dflt;
 }
 
+/* The THREADS argument at argv[i]: 1 to MAX_THREADS, or the run dies. */
+static int threads_arg(int argc, char **argv, int i)
+{
+    int threads = arg(argc, argv, i, 1);
+    if (threads < 1 || threads > MAX_THREADS)
+        die("bad thread count");
+    single_thread = threads == 1;
+    return threads;
+}
+
 int main(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : "";
     printf("LIB %s\n", under_sslsess() ? "sslsess" : "plain");
     if (strcmp(cmd, "ops") == 0 || strcmp(cmd, "churn") == 0) {
-        int threads = arg(argc, argv, 2, 1);
-        if (threads < 1 || threads > MAX_THREADS)
-            die("bad thread count");
-        single_thread = threads == 1;
+        int threads = threads_arg(argc, argv, 2);
         int n = arg(argc, argv, 3, 100000);
         return strcmp(cmd, "ops") == 0 ? cmd_ops(threads, n) : cmd_churn(threads, n);
     }
     if (strcmp(cmd, "hs") == 0 && argc >= 6) {
-        int threads = arg(argc, argv, 4, 1);
-        if (threads < 1 || threads > MAX_THREADS)
-            die("bad thread count");
-        single_thread = threads == 1;
+        int threads = threads_arg(argc, argv, 4);
         return cmd_hs(arg(argc, argv, 2, 12), arg(argc, argv, 3, 1), threads,
                       arg(argc, argv, 5, 2000));
     }
     if (strcmp(cmd, "hs-step") == 0 && argc >= 9) {
-        int threads = arg(argc, argv, 4, 1), count = arg(argc, argv, 5, 0),
+        int threads = threads_arg(argc, argv, 4), count = arg(argc, argv, 5, 0),
             chunks = arg(argc, argv, 6, 0);
-        if (threads < 1 || threads > MAX_THREADS)
-            die("bad thread count");
         if (count < 1 || chunks < 1)
             die("hs-step: bad handshake or chunk count");
-        single_thread = threads == 1;
         return cmd_hs_step(arg(argc, argv, 2, 12), arg(argc, argv, 3, 1), threads, count, chunks,
                            arg(argc, argv, 7, -1), arg(argc, argv, 8, -1));
     }

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""benches/lockstep.py: a group of `make bench` rows, in lockstep.
+"""benches/lockstep.py: a `make bench` row of resumed handshakes, in lockstep.
 
-Usage: lockstep.py [options] --threads T --steps S BIN MODE ARGS...
+Usage: lockstep.py [options] --preload LIB BIN PROTO SESSIONS THREADS COUNT STEPS
 
-Each repetition starts `BIN MODE ARGS... IN OUT` twice: side A on plain
-libssl, side B with LD_PRELOAD=LIB (--preload); MODE is a step mode of
-benches/cachebench.c (hs-step: chunks of resumed handshakes). Each side
+Each repetition starts `BIN hs-step PROTO SESSIONS THREADS COUNT STEPS IN
+OUT` twice (benches/cachebench.c: STEPS chunks of COUNT resumed handshakes
+per thread): side A on plain libssl, side B with LD_PRELOAD=LIB. Each side
 sets itself up (sessions, keys, contexts, warm-up), says so with a byte,
 then runs one timed step for each byte this driver writes to it, and
 answers with a byte when the step is done. The driver hands the baton back
@@ -18,7 +18,7 @@ nearly step for step, so the ratio of their total times per workload
 (benches/summary.py's verdict) moves little. Every step starts right after
 the other side's, with the caches the other process left (in turns A B B
 A, a side's second handshake chunk in a row ran about 1.5% faster than the
-other side's chunk next to it). When every step has run the driver closes
+other side's chunk next to it, in hand runs whose data was not kept). When every step has run the driver closes
 both pipes; only then do the sides check their results and exit, so that
 no side's exit overlaps the other's timed step.
 
@@ -29,42 +29,33 @@ same CPUs: with T below the number of allowed CPUs, T of them, the next
 ones every other repetition (so that each CPU sees both orders); otherwise
 every allowed CPU. Each repetition has new processes, and so draws again
 what sets a side's speed for its lifetime (plain against plain, whole
-repetitions sat a percent or two apart; memory layout or thread
-placement, presumably): many short repetitions beat a few long ones.
+repetitions sat a percent or two apart in hand runs, not kept; memory
+layout or thread placement, presumably): many short repetitions beat a
+few long ones.
 
 A side prints "CHUNK NAME I RATE" per step (NAME the workload, I its
 chunk); with --raw this driver appends "KEY LIB NAME.REP.I RATE"
 per step, and "KEY LIB NAME VALUE" per "RESULT NAME VALUE" line, to RAW
-(benches/summary.py reads them). Both sides must exit 0, print S steps and
+(benches/summary.py reads them and gives the verdict). Both sides must exit 0, print STEPS steps and
 say which library served them ("LIB plain", "LIB sslsess"); a repetition
 that takes more than --timeout seconds is killed. Exit status 0 on
 success, 1 otherwise.
 """
-import argparse, os, random, select, statistics, subprocess, sys, time
+import argparse, os, select, subprocess, sys, time
 
-ap = argparse.ArgumentParser(description="Rows of make bench: plain libssl and "
+ap = argparse.ArgumentParser(description="A row of make bench: plain libssl and "
                              "libsslsess in lockstep (see the source's header).")
-ap.add_argument("--preload", help="the library side B runs with (LD_PRELOAD)")
-ap.add_argument("--both-plain", action="store_true",
-                help="side B on plain libssl too: how far apart the method puts equals")
+ap.add_argument("--preload", required=True, help="the library side B runs with (LD_PRELOAD)")
 ap.add_argument("--reps", type=int, default=1, help="repetitions (default 1)")
 ap.add_argument("--raw", help="append the results to this file")
 ap.add_argument("--key", default="step", help="the rows' key in RAW")
-ap.add_argument("--threads", type=int, required=True, help="threads per side (for pinning)")
-ap.add_argument("--steps", type=int, required=True, help="timed steps per side")
 ap.add_argument("--timeout", type=float, default=300, help="seconds per repetition")
 ap.add_argument("--dots", action="store_true", help="print a dot per repetition")
-ap.add_argument("--verbose", action="store_true", help="print each repetition's paired ratio")
 ap.add_argument("bin")
-ap.add_argument("cmd", nargs=argparse.REMAINDER, help="MODE ARGS...")
+for name in ("proto", "sessions", "threads", "count", "steps"):
+    ap.add_argument(name, type=int)
 opt = ap.parse_args()
-if not opt.cmd:
-    ap.error("give the step mode and its arguments")
-if opt.both_plain == bool(opt.preload):
-    ap.error("give --preload LIB or --both-plain")
-if opt.both_plain and opt.raw:
-    ap.error("--both-plain writes no RAW (its side B is no libsslsess)")
-args = opt.cmd
+args = ["hs-step", *(str(getattr(opt, n)) for n in ("proto", "sessions", "threads", "count", "steps"))]
 allowed = sorted(os.sched_getaffinity(0))
 
 
@@ -144,7 +135,7 @@ def repetition(rep):
     if opt.threads < len(allowed):
         first = (rep - 1) // 2 * opt.threads
         cpu = {allowed[(first + j) % len(allowed)] for j in range(opt.threads)}
-    specs = [("A", "plain", None), ("B", "plain" if opt.both_plain else "sslsess", opt.preload)]
+    specs = [("A", "plain", None), ("B", "sslsess", opt.preload)]
     if rep % 2 == 0:
         specs.reverse()
     # In the order they run; both set up at once.
@@ -173,10 +164,9 @@ def repetition(rep):
     return results
 
 
-by_name = {}  # workload -> [paired ratio per repetition]
+libs = {"A": "plain", "B": "sslsess"}
 for rep in range(1, opt.reps + 1):
     results = repetition(rep)
-    libs = {"A": "plain", "B": "plain" if opt.both_plain else "sslsess"}
     if opt.raw:
         with open(opt.raw, "a") as f:
             for name in ("A", "B"):
@@ -185,24 +175,5 @@ for rep in range(1, opt.reps + 1):
                     print(f"{opt.key} {libs[name]} {step}.{rep}.{i} {r:.6g}", file=f)
                 for what, value in extra:
                     print(f"{opt.key} {libs[name]} {what} {value}", file=f)
-    # As benches/summary.py: each side's throughput per workload over all
-    # its steps of that workload (each step the same amount of work).
-    thr = {}
-    for name in ("A", "B"):
-        for step, i, r in results[name][0]:
-            thr.setdefault((name, step), []).append(r)
-    for step in dict.fromkeys(st for st, _, _ in results["A"][0]):
-        a, b = (len(thr[(n, step)]) / sum(1 / x for x in thr[(n, step)]) for n in ("A", "B"))
-        by_name.setdefault(step, []).append(b / a)
-        if opt.verbose:
-            print(f"{opt.key} {step} rep {rep}: A {a:.0f}/s, B {b:.0f}/s, B/A {b / a:.4f}")
     if opt.dots:
         print(".", end="", flush=True)
-if opt.verbose and opt.reps > 1:
-    # As benches/summary.py: the median over repetitions, bootstrapped.
-    for step, ratios in by_name.items():
-        rng = random.Random(4000)
-        meds = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(4000))
-        print(f"{opt.key} {step}: B/A {statistics.median(ratios):.4f} "
-              f"[95%: {meds[100]:.4f}-{meds[3899]:.4f}]; repetitions "
-              f"{min(ratios):.4f} to {max(ratios):.4f}, sd {statistics.stdev(ratios):.4f}")

@@ -21,8 +21,10 @@
 # Resumed handshakes: libsslsess's effect on them is a fraction of a
 # percent, and whole runs of ~0.3 s one after the other straddled this
 # VM's speed changes (a vCPU runs ~2,550 or ~1,450 TLS 1.3 handshakes per
-# second, switching for single chunks of 5-10 ms or for 100-300 ms) often
-# enough to put the paired ratios' interval at +-3-5%. So each repetition
+# second, switching for single chunks of 5-10 ms or for 100-300 ms, as
+# seen in hand runs; the chunk rates in benches/results/*.raw.txt span
+# about that range) often enough to put the paired ratios' interval at
+# +-3-5%. So each repetition
 # runs in lockstep (benches/lockstep.py): a plain and a libsslsess process,
 # each set up completely, take turns at chunks of ~5 ms of handshakes
 # (BENCH_HS12 or BENCH_HS13 per thread), passing a baton, so that both see
@@ -32,14 +34,14 @@
 # handshakes, counts in full), and the verdict is its median over
 # repetitions; the PASS/FAIL lines also print the median over all chunk
 # pairs, as a cross-check. Plain against plain, whole repetitions sat a
-# percent or two apart (presumably memory layout or thread placement),
-# hence many short repetitions. Which side goes first alternates between
+# percent or two apart in hand runs (presumably memory layout or thread
+# placement), hence many short repetitions. Which side goes first alternates between
 # repetitions; with fewer threads than CPUs both sides are pinned to the
 # same ones (one thread: one CPU, the next one every other repetition);
 # otherwise both may use every CPU. Every chunk starts where
 # the other process just ran, with what it left in the caches: a side
-# with a larger working set pays more for that (so it can only count
-# against libsslsess).
+# with a larger working set pays more for that (against libsslsess, if,
+# as assumed and not measured, its working set is the larger).
 #
 # Then callgrind instruction counts of fixed runs (up to 110,000
 # sessions for the rows at 100,000 cached), a figure with almost no timing
@@ -140,8 +142,7 @@ lockstep() {
     local reps=$1 key=$2 proto=$3 sessions=$4 threads=$5 count=$6
     printf '  %-28s' "$key"
     python3 "$SSLSESS_ROOT/benches/lockstep.py" --reps "$reps" --raw "$RAW" --key "$key" \
-        --timeout 300 --dots --preload "$SSLSESS_LIB" --threads "$threads" --steps "$HS_CHUNKS" \
-        "$BIN" hs-step "$proto" "$sessions" "$threads" "$count" "$HS_CHUNKS" ||
+        --dots --preload "$SSLSESS_LIB" "$BIN" "$proto" "$sessions" "$threads" "$count" "$HS_CHUNKS" ||
         { echo "bench: lockstep $key failed" >&2; exit 1; }
     printf ' %ds\n' $((SECONDS - started))
 }
