@@ -132,10 +132,7 @@ fi
 run_suite() {
     local name=$1 who=$2 built=$3 secs=$4; shift 4
     local log="$OUT/$name.log" err="$OUT/$name.err"
-    if [ "$built" != 1 ]; then
-        fail "$name: not built"
-        return
-    fi
+    built "$name" "$built" || return
     run_bounded "$secs" "$@" >"$log" 2>"$err"
     local rc=$?
     show "$log"
