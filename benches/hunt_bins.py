@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Bins a hand hunt's pairs by the machine's speed state.
+
+A hunt (see the README's Benchmark section) is many pairs of `cachebench
+ops THREADS N` runs, plain libssl and libsslsess back to back; its raw file
+has one line per result: pair, library (plain or lib), row, rate.
+
+    hunt_bins.py RAW [ROW]      (ROW: churn by default)
+
+For each bin of plain libssl's rate (below 1.2 million a second, then
+steps of 0.2 million up to 1.8 and above: the range of the 2-thread churn
+row on this project's machine) it prints the median of the pairs'
+ratios (libsslsess / plain) and their quartiles, binned two ways:
+
+- by the pair's own plain rate. A pair lands in a fast bin partly because
+  its plain run was fast by chance, which lowers its ratio: this binning
+  understates libsslsess in the fast bins (and overstates it in the slow);
+- by the mean plain rate of the pairs just before and after it. The speed
+  states last longer than a pair (the correlation it prints), so the
+  neighbours tell the state, and the pair's own noise is not in its bin.
+"""
+
+import statistics
+import sys
+from collections import defaultdict
+
+BINS = [(0, 1.2e6), (1.2e6, 1.4e6), (1.4e6, 1.6e6), (1.6e6, 1.8e6), (1.8e6, float("inf"))]
+
+
+def read(path, row):
+    """{pair: {library: rate}} for `row`, pairs with both libraries only."""
+    pairs = defaultdict(dict)
+    with open(path) as f:
+        for line in f:
+            pair, library, name, rate = line.split()
+            if name == row:
+                pairs[int(pair)][library] = float(rate)
+    return {p: r for p, r in pairs.items() if set(r) == {"plain", "lib"}}
+
+
+def neighbours(pairs, p):
+    """Mean plain rate of pairs p-1 and p+1, or None if either is missing."""
+    if p - 1 in pairs and p + 1 in pairs:
+        return (pairs[p - 1]["plain"] + pairs[p + 1]["plain"]) / 2
+    return None
+
+
+def label(lo, hi):
+    if lo == 0:
+        return f"below {hi / 1e6:.1f} M/s"
+    if hi == float("inf"):
+        return f"{lo / 1e6:.1f} M/s or more"
+    return f"{lo / 1e6:.1f}-{hi / 1e6:.1f} M/s"
+
+
+def show(title, pairs, state):
+    print(title)
+    for lo, hi in BINS:
+        ratios = sorted(
+            r["lib"] / r["plain"]
+            for p, r in pairs.items()
+            if state(p) is not None and lo <= state(p) < hi
+        )
+        n = len(ratios)
+        if n == 0:
+            continue
+        q1, q3 = ratios[n // 4], ratios[(3 * n) // 4]
+        print(f"  {label(lo, hi):18s} {n:4d} pairs  median {statistics.median(ratios):.3f}"
+              f"  quartiles {q1:.3f}-{q3:.3f}")
+
+
+def main():
+    if len(sys.argv) not in (2, 3):
+        sys.exit(__doc__.split("\n\n")[2])
+    row = sys.argv[2] if len(sys.argv) == 3 else "churn"
+    pairs = read(sys.argv[1], row)
+    if not pairs:
+        sys.exit(f"hunt_bins: no pairs with a {row} row in {sys.argv[1]}")
+    print(f"{row}: {len(pairs)} pairs, libsslsess / plain libssl, binned by plain libssl's rate")
+    show("by the pair's own plain rate:", pairs, lambda p: pairs[p]["plain"])
+    show("by its neighbours' (the pairs before and after it):", pairs,
+         lambda p: neighbours(pairs, p))
+    inner = [p for p in pairs if neighbours(pairs, p) is not None]
+    own = [pairs[p]["plain"] for p in inner]
+    near = [neighbours(pairs, p) for p in inner]
+    print(f"correlation of a pair's plain rate with its neighbours': "
+          f"{statistics.correlation(own, near):.2f} ({len(inner)} pairs)")
+
+
+if __name__ == "__main__":
+    main()
