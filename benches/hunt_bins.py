@@ -1,23 +1,27 @@
 #!/usr/bin/env python3
 """Bins a hand hunt's pairs by the machine's speed state.
 
-A hunt (see the README's Benchmark section) is many pairs of `cachebench
-ops THREADS N` runs, plain libssl and libsslsess back to back; its raw file
-has one line per result: pair, library (plain or lib), row, rate.
+A hunt (benches/hunt.sh; see the README's Benchmark section) is many
+pairs of `cachebench ops 2 100000` runs, plain libssl and libsslsess back
+to back; its raw file has one line per result: pair, library (plain or
+lib), row, rate.
 
-    hunt_bins.py RAW [ROW]      (ROW: churn by default)
+    hunt_bins.py RAW
 
-For each bin of plain libssl's rate (below 1.2 million a second, then
-steps of 0.2 million up to 1.8 and above: the range of the 2-thread churn
-row on this project's machine) it prints the median of the pairs'
-ratios (libsslsess / plain) and their quartiles, binned two ways:
+For each bin of plain libssl's 2-thread churn rate (below 1.2 million a
+second, then steps of 0.2 million up to 1.8 and above: that row's range on
+this project's machine) it prints the median of the pairs' churn ratios
+(libsslsess / plain) and their quartiles, binned two ways, biased in
+opposite directions:
 
 - by the pair's own plain rate. A pair lands in a fast bin partly because
   its plain run was fast by chance, which lowers its ratio: this binning
   understates libsslsess in the fast bins (and overstates it in the slow);
-- by the mean plain rate of the pairs just before and after it. The speed
-  states last longer than a pair (the correlation it prints), so the
-  neighbours tell the state, and the pair's own noise is not in its bin.
+- by the mean plain rate of the pairs just before and after it, which
+  keeps the pair's own noise out of its bin. The speed states outlast a
+  pair only in part (the correlation it prints), so a fast bin also takes
+  in pairs that were in a slower state themselves: this binning
+  overstates libsslsess in the fast bins.
 """
 
 import statistics
@@ -27,13 +31,21 @@ from collections import defaultdict
 BINS = [(0, 1.2e6), (1.2e6, 1.4e6), (1.4e6, 1.6e6), (1.6e6, 1.8e6), (1.8e6, float("inf"))]
 
 
-def read(path, row):
-    """{pair: {library: rate}} for `row`, pairs with both libraries only."""
+ROW = "churn"
+
+
+def read(path):
+    """{pair: {library: rate}} for ROW, pairs with both libraries only."""
     pairs = defaultdict(dict)
     with open(path) as f:
-        for line in f:
-            pair, library, name, rate = line.split()
-            if name == row:
+        for number, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 4:
+                sys.exit(f"hunt_bins: {path}:{number}: not 'pair library row rate'")
+            pair, library, name, rate = fields
+            if name == ROW:
                 pairs[int(pair)][library] = float(rate)
     return {p: r for p, r in pairs.items() if set(r) == {"plain", "lib"}}
 
@@ -64,23 +76,24 @@ def show(title, pairs, state):
         n = len(ratios)
         if n == 0:
             continue
-        q1, q3 = ratios[n // 4], ratios[(3 * n) // 4]
+        q1, q3 = ratios[n // 4], ratios[n - 1 - n // 4]
         print(f"  {label(lo, hi):18s} {n:4d} pairs  median {statistics.median(ratios):.3f}"
               f"  quartiles {q1:.3f}-{q3:.3f}")
 
 
 def main():
-    if len(sys.argv) not in (2, 3):
-        sys.exit(__doc__.split("\n\n")[2])
-    row = sys.argv[2] if len(sys.argv) == 3 else "churn"
-    pairs = read(sys.argv[1], row)
+    if len(sys.argv) != 2:
+        sys.exit("usage: hunt_bins.py RAW")
+    pairs = read(sys.argv[1])
     if not pairs:
-        sys.exit(f"hunt_bins: no pairs with a {row} row in {sys.argv[1]}")
-    print(f"{row}: {len(pairs)} pairs, libsslsess / plain libssl, binned by plain libssl's rate")
+        sys.exit(f"hunt_bins: no pairs with a {ROW} row in {sys.argv[1]}")
+    print(f"{ROW}: {len(pairs)} pairs, libsslsess / plain libssl, binned by plain libssl's rate")
     show("by the pair's own plain rate:", pairs, lambda p: pairs[p]["plain"])
     show("by its neighbours' (the pairs before and after it):", pairs,
          lambda p: neighbours(pairs, p))
     inner = [p for p in pairs if neighbours(pairs, p) is not None]
+    if len(inner) < 3:
+        return
     own = [pairs[p]["plain"] for p in inner]
     near = [neighbours(pairs, p) for p in inner]
     print(f"correlation of a pair's plain rate with its neighbours': "
