@@ -3,8 +3,8 @@
 
 A hunt (benches/hunt.sh; see the README's Benchmark section) is many
 pairs of `cachebench ops 2 100000` runs, plain libssl and libsslsess back
-to back; its raw file has one line per result: pair, library (plain or
-lib), row, rate.
+to back; its raw file has one line per result: pair, library (plain, or
+sslsess; "lib" in the hunts made before benches/lib.sh), row, rate.
 
     hunt_bins.py RAW
 
@@ -29,13 +29,12 @@ import sys
 from collections import defaultdict
 
 BINS = [(0, 1.2e6), (1.2e6, 1.4e6), (1.4e6, 1.6e6), (1.6e6, 1.8e6), (1.8e6, float("inf"))]
-
-
 ROW = "churn"
 
 
 def read(path):
-    """{pair: {library: rate}} for ROW, pairs with both libraries only."""
+    """{pair: {"plain": rate, "lib": rate}} for ROW, pairs with both
+    libraries only."""
     pairs = defaultdict(dict)
     with open(path) as f:
         for number, line in enumerate(f, 1):
@@ -46,7 +45,7 @@ def read(path):
                 sys.exit(f"hunt_bins: {path}:{number}: not 'pair library row rate'")
             pair, library, name, rate = fields
             if name == ROW:
-                pairs[int(pair)][library] = float(rate)
+                pairs[int(pair)]["lib" if library == "sslsess" else library] = float(rate)
     return {p: r for p, r in pairs.items() if set(r) == {"plain", "lib"}}
 
 
@@ -66,12 +65,11 @@ def label(lo, hi):
 
 
 def show(title, pairs, state):
+    """Prints the bins of `pairs` by `state`: {pair: plain rate it stands for}."""
     print(title)
     for lo, hi in BINS:
         ratios = sorted(
-            r["lib"] / r["plain"]
-            for p, r in pairs.items()
-            if state(p) is not None and lo <= state(p) < hi
+            pairs[p]["lib"] / pairs[p]["plain"] for p, rate in state.items() if lo <= rate < hi
         )
         n = len(ratios)
         if n == 0:
@@ -88,16 +86,16 @@ def main():
     if not pairs:
         sys.exit(f"hunt_bins: no pairs with a {ROW} row in {sys.argv[1]}")
     print(f"{ROW}: {len(pairs)} pairs, libsslsess / plain libssl, binned by plain libssl's rate")
-    show("by the pair's own plain rate:", pairs, lambda p: pairs[p]["plain"])
-    show("by its neighbours' (the pairs before and after it):", pairs,
-         lambda p: neighbours(pairs, p))
-    inner = [p for p in pairs if neighbours(pairs, p) is not None]
-    if len(inner) < 3:
+    own = {p: r["plain"] for p, r in pairs.items()}
+    near = {p: neighbours(pairs, p) for p in pairs}
+    near = {p: rate for p, rate in near.items() if rate is not None}
+    show("by the pair's own plain rate:", pairs, own)
+    show("by its neighbours' (the pairs before and after it):", pairs, near)
+    if len(near) < 3:
         return
-    own = [pairs[p]["plain"] for p in inner]
-    near = [neighbours(pairs, p) for p in inner]
     print(f"correlation of a pair's plain rate with its neighbours': "
-          f"{statistics.correlation(own, near):.2f} ({len(inner)} pairs)")
+          f"{statistics.correlation([own[p] for p in near], list(near.values())):.2f}"
+          f" ({len(near)} pairs)")
 
 
 if __name__ == "__main__":

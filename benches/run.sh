@@ -22,8 +22,9 @@
 # percent, and whole runs of ~0.3 s one after the other straddled this
 # VM's speed changes (a vCPU runs ~2,550 or ~1,450 TLS 1.3 handshakes per
 # second, switching for single chunks of 5-10 ms or for 100-300 ms, as
-# seen in hand runs; the chunk rates in benches/results/*.raw.txt span
-# about that range) often enough to put the paired ratios' interval at
+# seen in hand runs, not kept; the kept one-thread TLS 1.3 chunk rates in
+# benches/results/*.raw.txt cluster around 1,200-1,400 and 2,200-2,500,
+# 1st to 99th percentile 1,160-2,580) often enough to put the paired ratios' interval at
 # +-3-5%. So each repetition
 # runs in lockstep (benches/lockstep.py): a plain and a libsslsess process,
 # each set up completely, take turns at chunks of ~5 ms of handshakes
@@ -35,8 +36,8 @@
 # repetitions; the PASS/FAIL lines also print the median over all chunk
 # pairs, as a cross-check. Plain against plain, whole repetitions sat a
 # percent or two apart in hand runs (presumably memory layout or thread
-# placement), hence many short repetitions. Which side goes first alternates between
-# repetitions; with fewer threads than CPUs both sides are pinned to the
+# placement), hence many short repetitions. Which side goes first
+# alternates between repetitions; with fewer threads than CPUs both sides are pinned to the
 # same ones (one thread: one CPU, the next one every other repetition);
 # otherwise both may use every CPU. Every chunk starts where
 # the other process just ran, with what it left in the caches: a side
@@ -51,12 +52,13 @@
 #
 # Knobs (environment): BENCH_REPS_OPS, BENCH_REPS_HS (repetitions; default
 # 64 and 32: even, so that each library goes first equally often, which
-# the script requires; for handshakes best a multiple of 4, so that on 2
-# CPUs each sees both orders equally often; for cache operations 64
+# the script requires; for handshakes best a multiple of 4, so that with
+# fewer threads than CPUs, on 2 CPUs, each CPU gets as many repetitions
+# (the CPUs move every two); for cache operations 64
 # rather than 22, so that a run in which the machine's speed jumps within
-# most repetitions still has a median to go by: in one such run, 22
-# repetitions of single-thread add paired at 0.67 to 1.77 and their
-# median fell to 0.985), BENCH_HS_CHUNKS (chunks per handshake repetition;
+# most repetitions still has a median to go by: in one such run,
+# benches/results/a0f1d21-run1, 22 repetitions of single-thread add
+# paired at 0.67 to 1.77 and their median fell to 0.985), BENCH_HS_CHUNKS (chunks per handshake repetition;
 # default 48), BENCH_HS12, BENCH_HS13 (handshakes per thread per chunk;
 # default 60 and 12, ~5 ms here), BENCH_SESSIONS (cache workloads; default
 # 100000), BENCH_QUICK=1 (a short smoke run: fewer repetitions and chunks;
@@ -64,7 +66,7 @@
 # Exit status: 0 when every run was valid, whatever the targets say (this
 # is a benchmark, not a test); non-zero if a run failed.
 
-source "$(dirname "${BASH_SOURCE[0]}")/../tests-c/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 BIN=$SSLSESS_BUILD/cachebench
 RAW=$SSLSESS_BUILD/bench-raw.txt
@@ -88,26 +90,9 @@ NPROC=$(nproc)
 THREADS=(1 2)
 [ "$NPROC" -gt 2 ] && THREADS+=("$NPROC")
 
-build_plain "$BIN" "$SSLSESS_ROOT/benches/cachebench.c"
-[ -f "$SSLSESS_LIB" ] || { echo "bench: $SSLSESS_LIB is missing (make lib)" >&2; exit 2; }
+build_cachebench
 : >"$RAW"
 started=$SECONDS
-
-# run_one LIB KEY ARGS...: one run of the benchmark on LIB (plain|sslsess);
-# appends "KEY LIB NAME VALUE" per result to $RAW.
-run_one() {
-    local lib=$1 key=$2; shift 2
-    local out
-    if [ "$lib" = sslsess ]; then
-        out=$(LD_PRELOAD="$SSLSESS_LIB" run_bounded 300 "$BIN" "$@")
-    else
-        out=$(run_bounded 300 "$BIN" "$@")
-    fi || { echo "bench: '$lib $*' failed" >&2; exit 1; }
-    # The run must say which library served it: a preload that did not take
-    # would compare libssl with itself.
-    grep -qx "LIB $lib" <<<"$out" || { echo "bench: '$*' ran on the wrong library" >&2; exit 1; }
-    awk -v key="$key" -v lib="$lib" '$1 == "RESULT" { print key, lib, $2, $3 }' <<<"$out" >>"$RAW"
-}
 
 # interleave REPS KEY ARGS...: REPS repetitions, each a plain and a
 # libsslsess run back to back, which of them first alternating.
