@@ -9,24 +9,26 @@ per thread): side A on plain libssl, side B with LD_PRELOAD=LIB. Each side
 sets itself up (sessions, keys, contexts, warm-up), says so with a byte,
 then runs one timed step for each byte this driver writes to it, and
 answers with a byte when the step is done. The driver hands the baton back
-and forth, A B A B ..., S times each, so that the two sides' steps i run
+and forth, A B A B ..., STEPS times each, so that the two sides' steps i run
 next to each other in time, milliseconds apart. This VM's vCPUs switch
-between a fast and a slow state, for single steps or for a few hundred
-milliseconds; two whole runs one after the other often see different
+between a fast and a slow state (the kept chunk rates show both), for
+single steps or for a few hundred milliseconds (seen in hand runs, not
+kept); two whole runs one after the other often see different
 states, while the two sides' steps, interleaved, share the same states
 nearly step for step, so the ratio of their total times per workload
 (benches/summary.py's verdict) moves little. Every step starts right after
 the other side's, with the caches the other process left (in turns A B B
 A, a side's second handshake chunk in a row ran about 1.5% faster than the
-other side's chunk next to it, in hand runs whose data was not kept). When every step has run the driver closes
-both pipes; only then do the sides check their results and exit, so that
-no side's exit overlaps the other's timed step.
+other side's chunk next to it, in hand runs whose data was not kept).
+When every step has run the driver closes both pipes; only then do the
+sides check their results and exit, so that no side's exit overlaps the
+other's timed step.
 
 Between repetitions, which side goes first alternates (A in odd
 repetitions, B in even ones; both are started at once and set up side by
 side, and the first step waits for both). Both sides are pinned to the
-same CPUs: with T below the number of allowed CPUs, T of them, the next
-ones every other repetition (so that each CPU sees both orders); otherwise
+same CPUs: with THREADS below the number of allowed CPUs, THREADS of
+them, the next ones every other repetition (so that each CPU sees both orders); otherwise
 every allowed CPU. Each repetition has new processes, and so draws again
 what sets a side's speed for its lifetime (plain against plain, whole
 repetitions sat a percent or two apart in hand runs, not kept; memory
@@ -34,11 +36,12 @@ layout or thread placement, presumably): many short repetitions beat a
 few long ones.
 
 A side prints "CHUNK NAME I RATE" per step (NAME the workload, I its
-chunk); with --raw this driver appends "KEY LIB NAME.REP.I RATE"
-per step, and "KEY LIB NAME VALUE" per "RESULT NAME VALUE" line, to RAW
-(benches/summary.py reads them and gives the verdict). Both sides must exit 0, print STEPS steps and
-say which library served them ("LIB plain", "LIB sslsess"); a repetition
-that takes more than --timeout seconds is killed. Exit status 0 on
+chunk); this driver appends "KEY LIB NAME.REP.I RATE" per step, and
+"KEY LIB NAME VALUE" per "RESULT NAME VALUE" line, to RAW (--raw;
+benches/summary.py reads them and gives the verdict). Both sides must
+exit 0, print STEPS steps and say which library served them ("LIB
+plain", "LIB sslsess"); a repetition that takes more than --timeout
+seconds is killed. Exit status 0 on
 success, 1 otherwise.
 """
 import argparse, os, select, subprocess, sys, time
@@ -47,15 +50,16 @@ ap = argparse.ArgumentParser(description="A row of make bench: plain libssl and 
                              "libsslsess in lockstep (see the source's header).")
 ap.add_argument("--preload", required=True, help="the library side B runs with (LD_PRELOAD)")
 ap.add_argument("--reps", type=int, default=1, help="repetitions (default 1)")
-ap.add_argument("--raw", help="append the results to this file")
-ap.add_argument("--key", default="step", help="the rows' key in RAW")
+ap.add_argument("--raw", required=True, help="append the results to this file")
+ap.add_argument("--key", required=True, help="the rows' key in RAW")
 ap.add_argument("--timeout", type=float, default=300, help="seconds per repetition")
 ap.add_argument("--dots", action="store_true", help="print a dot per repetition")
 ap.add_argument("bin")
-for name in ("proto", "sessions", "threads", "count", "steps"):
+STEP_ARGS = ("proto", "sessions", "threads", "count", "steps")
+for name in STEP_ARGS:
     ap.add_argument(name, type=int)
 opt = ap.parse_args()
-args = ["hs-step", *(str(getattr(opt, n)) for n in ("proto", "sessions", "threads", "count", "steps"))]
+args = ["hs-step", *(str(getattr(opt, n)) for n in STEP_ARGS)]
 allowed = sorted(os.sched_getaffinity(0))
 
 
@@ -128,7 +132,7 @@ class Side:
 
 
 def repetition(rep):
-    """One repetition: returns {side: (steps, results)} for sides A, B."""
+    """One repetition: returns {library: (steps, results)} for both sides."""
     deadline = time.monotonic() + opt.timeout
     # The CPUs both sides run on (None: every allowed one).
     cpu = None
@@ -148,7 +152,7 @@ def repetition(rep):
                 side.chunk(i)
         for side in order:
             side.release()
-        results = {side.name: side.finish() for side in order}
+        results = {side.lib: side.finish() for side in order}
     except Failed as e:
         for side in order:
             if side.proc.poll() is None:
@@ -164,16 +168,14 @@ def repetition(rep):
     return results
 
 
-libs = {"A": "plain", "B": "sslsess"}
 for rep in range(1, opt.reps + 1):
     results = repetition(rep)
-    if opt.raw:
-        with open(opt.raw, "a") as f:
-            for name in ("A", "B"):
-                steps, extra = results[name]
-                for step, i, r in steps:
-                    print(f"{opt.key} {libs[name]} {step}.{rep}.{i} {r:.6g}", file=f)
-                for what, value in extra:
-                    print(f"{opt.key} {libs[name]} {what} {value}", file=f)
+    with open(opt.raw, "a") as f:
+        for lib in ("plain", "sslsess"):
+            steps, extra = results[lib]
+            for step, i, r in steps:
+                print(f"{opt.key} {lib} {step}.{rep}.{i} {r:.6g}", file=f)
+            for what, value in extra:
+                print(f"{opt.key} {lib} {what} {value}", file=f)
     if opt.dots:
         print(".", end="", flush=True)
