@@ -39,16 +39,14 @@
  *                                       cg_region_churn
  *   cachebench cg-hs 12|13 N            N resumed handshakes inside
  *                                       cg_region_hs
- *   cachebench clock [N]                nanoseconds per clock read (the
- *                                       monotonic clock, and rdtsc)
  *
- * Only the cache calls (or the handshakes, or the clock reads) are timed:
- * sessions, keys and contexts are made before the clock starts. Threads work on disjoint
+ * Only the cache calls (or the handshakes) are timed: sessions, keys and
+ * contexts are made before the clock starts. Threads work on disjoint
  * session sets of the same SSL_CTX and start together at a barrier; the
  * time is the wall time from the first thread's start to the last one's end,
  * except for a single thread, where it is the thread's CPU time (so that
- * other processes on a shared machine do not count). hs-step's threads live
- * through all its chunks and start each at a barrier.
+ * other processes on a shared machine do not count). hs's and hs-step's
+ * threads live through all their chunks and start each at a barrier.
  * Every run checks that the calls did what they should (counts, resumption),
  * and exits non-zero otherwise: a benchmark of a broken run means nothing.
  */
@@ -64,9 +62,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__x86_64__)
-#include <x86intrin.h>
-#endif
 
 #include <openssl/err.h>
 #include "check.h"
@@ -740,29 +735,6 @@ static int cmd_cg_churn(int n, int size)
     return 0;
 }
 
-/* --- clock ------------------------------------------------------------------ */
-
-/* Nanoseconds per clock_gettime(CLOCK_MONOTONIC) (what libsslsess reads on
- * every add) and, on x86-64, per rdtsc: the README's figures. */
-static int cmd_clock(int n)
-{
-    struct timespec ts;
-    volatile uint64_t sink = 0;
-    double t0 = now_s();
-    for (int i = 0; i < n; i++) {
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        sink += (uint64_t)ts.tv_nsec;
-    }
-    result("clock_gettime_ns", (now_s() - t0) * 1e9 / n);
-#if defined(__x86_64__)
-    t0 = now_s();
-    for (int i = 0; i < n; i++)
-        sink += __rdtsc();
-    result("rdtsc_ns", (now_s() - t0) * 1e9 / n);
-#endif
-    return 0;
-}
-
 static int cmd_cg_hs(int proto, int n)
 {
     int tls13 = proto == 13, version = tls13 ? TLS1_3_VERSION : TLS1_2_VERSION;
@@ -803,9 +775,10 @@ int main(int argc, char **argv)
         return strcmp(cmd, "ops") == 0 ? cmd_ops(threads, n) : cmd_churn(threads, n);
     }
     if (strcmp(cmd, "hs") == 0 && argc >= 6) {
-        int threads = threads_arg(argc, argv, 4);
-        return cmd_hs(arg(argc, argv, 2, 12), arg(argc, argv, 3, 1), threads,
-                      arg(argc, argv, 5, 2000));
+        int threads = threads_arg(argc, argv, 4), count = arg(argc, argv, 5, 2000);
+        if (count < 1)
+            die("hs: bad handshake count");
+        return cmd_hs(arg(argc, argv, 2, 12), arg(argc, argv, 3, 1), threads, count);
     }
     if (strcmp(cmd, "hs-step") == 0 && argc >= 9) {
         int threads = threads_arg(argc, argv, 4), count = arg(argc, argv, 5, 0),
@@ -821,12 +794,10 @@ int main(int argc, char **argv)
         return cmd_cg_ops(arg(argc, argv, 2, 10000), arg(argc, argv, 3, 0));
     if (strcmp(cmd, "cg-churn") == 0)
         return cmd_cg_churn(arg(argc, argv, 2, 10000), arg(argc, argv, 3, CHURN_CACHE));
-    if (strcmp(cmd, "clock") == 0)
-        return cmd_clock(arg(argc, argv, 2, 10000000));
     if (strcmp(cmd, "cg-hs") == 0)
         return cmd_cg_hs(arg(argc, argv, 2, 12), arg(argc, argv, 3, 200));
     fprintf(stderr, "usage: cachebench ops|churn THREADS [N] | hs 12|13 SESSIONS THREADS HANDSHAKES"
                     " | hs-step 12|13 SESSIONS THREADS HANDSHAKES CHUNKS IN_FD OUT_FD"
-                    " | mem [N] | clock [N] | cg-ops N [OTHERS] | cg-churn N [SIZE] | cg-hs 12|13 N\n");
+                    " | mem [N] | cg-ops N [OTHERS] | cg-churn N [SIZE] | cg-hs 12|13 N\n");
     return 2;
 }
