@@ -384,6 +384,9 @@ fn settle_front<H>(
     }
 }
 
+/// [`Order::back_expiry`] while the run is empty (never read then).
+const NO_BACK: Expiry = Expiry(i64::MIN);
+
 /// Every entry's element, earliest rank first: a sorted run for elements
 /// that arrive no earlier than the run's last (nearly all of them: stamps
 /// grow, and a context's sessions mostly share one timeout), and a binary
@@ -406,7 +409,7 @@ struct Order {
 impl Order {
     const fn new() -> Self {
         Order {
-            back_expiry: Expiry(i64::MIN),
+            back_expiry: NO_BACK,
             run: VecDeque::new(),
             heap: Vec::new(),
         }
@@ -503,7 +506,7 @@ impl Order {
     /// An order holding `sorted` (earliest first) as its run.
     fn from_sorted(sorted: Vec<OrderEntry>) -> Self {
         Order {
-            back_expiry: sorted.last().map_or(Expiry(i64::MIN), |e| e.expiry),
+            back_expiry: sorted.last().map_or(NO_BACK, |e| e.expiry),
             run: VecDeque::from(sorted),
             heap: Vec::new(),
         }
@@ -613,10 +616,12 @@ enum Target {
 /// Laid out in this order (`repr(C)`), which keeps `last_stamp`, written by
 /// every add and duplicate add while counting is batched, off the line of
 /// the lock's flag (which comes after the shard) and on the index header's,
-/// as it was in the compiler's layout of the benchmarked libraries before
-/// a0f1d21 (a test pins both): where the compiler had then put it on the
-/// flag's line, single-thread duplicate adds ran 0.88-0.90x as fast
-/// (paired hand runs of `cachebench ops 1`, not kept; why is not known).
+/// as the compiler had laid it out up to 017cd92 (a test pins both; other
+/// fields moved: `live` is now on the flag's line). A first version of
+/// a0f1d21, whose `Order` grew by 8 bytes, left the layout to the compiler,
+/// which put `last_stamp` on the flag's line: single-thread duplicate adds
+/// then ran 0.875x and 0.903x as fast (paired hand runs of `cachebench ops
+/// 1`, not kept; why is not known).
 #[repr(C)]
 struct Shard<S> {
     chunks: Vec<Vec<Slot<S>>>,
@@ -681,16 +686,16 @@ fn holds<S: CurrentKey>(
 impl<S> Shard<S> {
     const fn new(number: u8) -> Self {
         Shard {
-            number,
             chunks: Vec::new(),
-            free_head: NO_SLOT,
-            index: HashTable::new(),
             order: Order::new(),
+            index: HashTable::new(),
+            last_stamp: 0,
             live: 0,
+            pending: 0,
+            free_head: NO_SLOT,
             next_seq: 0,
             compact_due: false,
-            last_stamp: 0,
-            pending: 0,
+            number,
         }
     }
 
@@ -1116,9 +1121,9 @@ pub struct SessionCache<S> {
 /// the line, without reading the back element, whose line the previous
 /// holder wrote (see [`Order::push_fresh`]), so the hold does not wait for
 /// that line, though the release still shows only once the write of the
-/// new back has it. A remove while
-/// counting is exact writes the count without the lock, which is rarer
-/// than adds near the limit. (The README gives the hand runs that moved the
+/// new back has it (reasoned; the measurement is a0f1d21's, in the
+/// README). A remove while counting is exact writes the count without the
+/// lock, which is rarer than adds near the limit. (The README gives the hand runs that moved the
 /// count here from a line of its own, and the flag next to it.)
 #[repr(C, align(64))]
 struct CountedEvictions {
@@ -1927,9 +1932,11 @@ mod tests {
         order.push_fresh(e(8, 3));
         order.push_fresh(e(9, 4));
         assert_eq!(drain(&mut order), [1, 3, 2, 4]);
-        // Taken on trust: an element of the back's expiry goes after it
-        // without its stamp being compared (this one breaks the promise,
-        // so that a comparison would show).
+        // A check of how push_fresh works, not of an order anyone may
+        // rely on: an element of the back's expiry goes after it without
+        // the stamps being compared (so without reading the back). This
+        // one breaks push_fresh's promise (its stamp is the lower), so that
+        // a comparison would show; the order it gets is wrong on purpose.
         let mut order = Order::from_sorted(vec![e(9, 5)]);
         order.push_fresh(e(9, 3));
         assert_eq!(drain(&mut order), [5, 3]);

@@ -5,9 +5,9 @@
 //! atomic flag; helgrind (valgrind's race detector) sees neither: to it,
 //! every access they protect is a race. Built with the `helgrind` feature
 //! (for the stress suite's helgrind run), [`Lock`], the spin locks and
-//! [`SharedLock`] tell
-//! helgrind when they are taken and let go, as the reader-writer locks it
-//! knows (so it also checks their order), and [`exempt_from_race_checks`]
+//! [`SharedLock`] tell helgrind when they are taken and let go, as the
+//! reader-writer locks it knows (so it also checks their order), and
+//! [`exempt_from_race_checks`]
 //! takes atomics (whose plain loads and stores cannot race) and write-once
 //! cells out of its checks, so that what it still reports is a missing
 //! synchronisation. Without the feature all of that compiles to nothing.
